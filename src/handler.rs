@@ -1,0 +1,147 @@
+//! [`Handler`]: how a service answers one message type, and the envelope a message travels in.
+//!
+//! A message is boxed once, at send time, into an envelope that knows its type; the actor's
+//! loop calls the envelope, which calls the typed handler, catches a panic, and sends the reply.
+//! The envelope is a thin pointer (16 bytes in the lane), which keeps flume at full speed.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+
+use futures::FutureExt;
+use tokio::sync::oneshot;
+
+use crate::context::Context;
+use crate::error::{CrashReason, Error};
+use crate::service::Service;
+
+/// How a service handles messages of type `M`. A service may implement it for any number of
+/// message types.
+///
+/// The handler runs on the service's task with `&mut self`. A panic in it does not take the
+/// process down: the service crashes with a [`CrashReason::Panic`], and an `ask` waiting on this
+/// message gets [`Error::Crashed`].
+///
+/// ```
+/// use modo::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Counter { n: u64 }
+/// impl Service for Counter {}
+///
+/// struct Add(u64);
+/// struct Get;
+///
+/// impl Handler<Add> for Counter {
+///     type Reply = ();
+///     async fn handle(&mut self, msg: Add, _ctx: &mut Context<Self>) { self.n += msg.0 }
+/// }
+/// impl Handler<Get> for Counter {
+///     type Reply = u64;
+///     async fn handle(&mut self, _: Get, _ctx: &mut Context<Self>) -> u64 { self.n }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), modo::Error> {
+/// let system = System::new();
+/// let counter = system.spawn(Counter::default()).await?;
+/// counter.tell(Add(2)).await?;
+/// assert_eq!(counter.ask(Get).await?, 2);
+/// # system.shutdown().await }
+/// ```
+pub trait Handler<M: Send + 'static>: Service {
+    /// What an `ask` of `M` returns.
+    type Reply: Send + 'static;
+
+    /// Handles one message.
+    fn handle(
+        &mut self,
+        msg: M,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Self::Reply> + Send;
+}
+
+pub(crate) type HandleFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), CrashReason>> + Send + 'a>>;
+
+/// A typed message, boxed for the lane.
+pub(crate) trait Envelope<A: Service>: Send + 'static {
+    /// Runs the handler. `Err` is the crash reason when it panicked.
+    fn handle<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a>;
+
+    /// The message, for handing it back to a sender whose send failed.
+    fn into_message(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+pub(crate) type BoxEnvelope<A> = Box<dyn Envelope<A>>;
+
+/// A message sent with `tell`: no reply.
+pub(crate) struct Tell<M>(pub(crate) M);
+
+/// A message sent with `ask`: the reply goes back on a oneshot.
+pub(crate) struct Ask<M, R> {
+    pub(crate) msg: M,
+    pub(crate) reply: oneshot::Sender<Result<R, Error>>,
+}
+
+fn during<M>() -> String {
+    format!("handler of {}", crate::service::short_type_name::<M>())
+}
+
+impl<A, M> Envelope<A> for Tell<M>
+where
+    A: Handler<M>,
+    M: Send + 'static,
+{
+    fn handle<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
+        let msg = self.0;
+        Box::pin(async move {
+            match AssertUnwindSafe(actor.handle(msg, ctx))
+                .catch_unwind()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(panic) => Err(CrashReason::from_panic(panic, during::<M>())),
+            }
+        })
+    }
+
+    fn into_message(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.0)
+    }
+}
+
+impl<A, M> Envelope<A> for Ask<M, A::Reply>
+where
+    A: Handler<M>,
+    M: Send + 'static,
+{
+    fn handle<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
+        let Ask { msg, reply } = *self;
+        Box::pin(async move {
+            match AssertUnwindSafe(actor.handle(msg, ctx))
+                .catch_unwind()
+                .await
+            {
+                Ok(r) => {
+                    // The asker may have given up (timeout, dropped future): nothing to do.
+                    let _ = reply.send(Ok(r));
+                    Ok(())
+                }
+                Err(panic) => {
+                    let reason = CrashReason::from_panic(panic, during::<M>());
+                    let _ = reply.send(Err(Error::Crashed {
+                        label: ctx.core().label.clone(),
+                        reason: reason.clone(),
+                    }));
+                    Err(reason)
+                }
+            }
+        })
+    }
+
+    fn into_message(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.msg)
+    }
+}

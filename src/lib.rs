@@ -1,0 +1,91 @@
+//! # modo
+//!
+//! Services you start, stop, restart and supervise, as actors on tokio: the service model of
+//! Python's Mode (the base of Faust), in Rust.
+//!
+//! Every service is an actor: one tokio task owns its state and serves a mailbox with two
+//! lanes, a control lane of lifecycle requests that always wins, and a bounded lane of typed
+//! user messages. You spawn services through a [`System`], get a typed [`Addr`] back, `tell`
+//! and `ask` it, and build trees of services whose hooks run in Mode's exact order.
+//!
+//! ```
+//! use modo::prelude::*;
+//! use std::time::Duration;
+//!
+//! #[derive(Default)]
+//! struct Counter { n: u64 }
+//!
+//! impl Service for Counter {
+//!     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+//!         ctx.log().info("counter starting");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! struct Add(u64);
+//!
+//! impl Handler<Add> for Counter {
+//!     type Reply = u64;
+//!     async fn handle(&mut self, msg: Add, _ctx: &mut Context<Self>) -> u64 {
+//!         self.n += msg.0;
+//!         self.n
+//!     }
+//! }
+//!
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> Result<(), modo::Error> {
+//!     let system = System::new();
+//!     let counter: Addr<Counter> = system.spawn(Counter::default()).await?;
+//!     counter.tell(Add(1)).await?;
+//!     assert_eq!(counter.ask(Add(2)).await?, 3);
+//!     assert_eq!(counter.ask_timeout(Add(3), Duration::from_secs(1)).await?, 6);
+//!     counter.stop().await?;
+//!     assert!(counter.tell(Add(1)).await.is_err());
+//!     system.shutdown().await
+//! }
+//! ```
+//!
+//! Start with [`Service`] (the hooks and their order), [`Handler`], [`Addr`] and [`Context`].
+//! ARCHITECTURE.md in the repository maps the modules and the invariants.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![deny(unused_must_use)]
+
+mod addr;
+mod cell;
+mod context;
+mod error;
+mod handler;
+pub mod log;
+mod mailbox;
+mod runner;
+mod service;
+mod spec;
+mod state;
+mod system;
+
+pub use addr::{Addr, ServiceRef, WeakAddr};
+pub use context::{Context, StopSignal, TaskOutput};
+pub use error::{
+    BoxError, CrashReason, Error, Hook, HookResult, SendError, SendErrorKind, SharedError,
+};
+pub use handler::Handler;
+pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
+pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
+pub use state::ServiceState;
+pub use system::{DeadLetterCount, DeadLetters, System};
+
+/// What `use modo::prelude::*;` brings in: the types every service touches.
+pub mod prelude {
+    pub use crate::{
+        Addr, BoxError, ChildAction, Context, CrashReason, Dependency, Error, Handler, HookResult,
+        Lifecycle, Service, ServiceRef, ServiceSpec, ServiceState, System,
+    };
+}

@@ -1,0 +1,259 @@
+//! The mailbox: two flume lanes and the protocol that keeps messages from being lost.
+//!
+//! - The **control lane** (unbounded) carries [`Lifecycle`] requests and internal notices. The
+//!   actor serves it before any user message: it checks a counter of control sends between
+//!   user messages and parks on both lanes with a `biased` select, control first.
+//! - The **user lane** (bounded) carries boxed envelopes of typed messages. A full lane makes
+//!   `tell` wait, so a fast producer cannot exhaust memory.
+//!
+//! Both lanes live as long as the actor's shared cell, not as long as one run of the actor: a
+//! restart keeps the mailbox and everything queued in it.
+//!
+//! # Invariants
+//! - A message is handled, or handed back to its sender, or counted as a dead letter. Never
+//!   dropped silently. Closing sets `closed` and then drains both lanes; a sender checks
+//!   `closed` before sending and again after, and drains the lanes itself if it raced with the
+//!   close (the receivers are never dropped while a sender exists, so nothing can be stranded).
+//! - A control request whose actor is gone resolves at once: its reply sender is dropped and the
+//!   waiter reads the reason from the cell.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::error::{CrashReason, Error};
+
+/// Default capacity of a service's user lane.
+///
+/// Chosen as the size where a raw flume channel reaches its full throughput; change it per
+/// service with [`Service::mailbox_capacity`](crate::Service::mailbox_capacity) or per spawn
+/// with [`ServiceSpec::mailbox_capacity`](crate::ServiceSpec::mailbox_capacity).
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// A lifecycle request, delivered on a service's control lane ahead of every user message.
+///
+/// Send one with [`ServiceRef::send_lifecycle`](crate::ServiceRef::send_lifecycle), or use the
+/// awaiting methods on [`Addr`](crate::Addr) (`start`, `stop`, `restart`, `crash`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Lifecycle {
+    /// Start the service if it is not running.
+    Start,
+    /// Stop the service for good.
+    Stop,
+    /// Crash the service (and its children) with this reason.
+    Crash(CrashReason),
+    /// Stop the service, reset it, and start it again; the mailbox is kept.
+    Restart,
+}
+
+/// Answers a control request: `Ok(true)` if it changed something, `Ok(false)` if it had
+/// nothing to do (for `maybe_start`).
+pub(crate) type Reply = oneshot::Sender<Result<bool, Error>>;
+
+/// What travels on the control lane.
+pub(crate) enum Control {
+    Start {
+        reply: Option<Reply>,
+    },
+    Stop {
+        /// Close the mailbox and end the actor's task after the stop sequence. A parent
+        /// restarting stops its children without terminating them.
+        terminate: bool,
+        /// Set when the stop is part of a parent's crash: the child is marked crashed too.
+        cause: Option<CrashReason>,
+        reply: Option<Reply>,
+    },
+    Crash(CrashReason),
+    Restart {
+        reply: Option<Reply>,
+    },
+    Notice(Notice),
+}
+
+/// Notices a service receives about its children.
+#[derive(Debug)]
+pub(crate) enum Notice {
+    /// A child stopped for good (its parent drops it from its children).
+    ChildExited { id: Uuid },
+    /// A child crashed and waits for its parent's decision.
+    ChildCrashed { id: Uuid, reason: CrashReason },
+}
+
+impl Control {
+    pub(crate) fn from_lifecycle(l: Lifecycle, reply: Option<Reply>) -> Control {
+        match l {
+            Lifecycle::Start => Control::Start { reply },
+            Lifecycle::Stop => Control::Stop {
+                terminate: true,
+                cause: None,
+                reply,
+            },
+            Lifecycle::Crash(reason) => Control::Crash(reason),
+            Lifecycle::Restart => Control::Restart { reply },
+        }
+    }
+}
+
+/// The control lane, with the count of sends that lets the actor probe it for free.
+pub(crate) struct ControlLane {
+    tx: flume::Sender<Control>,
+    rx: flume::Receiver<Control>,
+    sent: AtomicUsize,
+    closed: AtomicBool,
+}
+
+impl ControlLane {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = flume::unbounded();
+        ControlLane {
+            tx,
+            rx,
+            sent: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues a control message. Returns it if the mailbox is already closed.
+    pub(crate) fn send(&self, msg: Control) -> Result<(), Control> {
+        if self.is_closed() {
+            return Err(msg);
+        }
+        // The receiver lives in this struct, so the send cannot fail.
+        let _ = self.tx.send(msg);
+        self.sent.fetch_add(1, Ordering::Release);
+        if self.closed.load(Ordering::SeqCst) {
+            // Raced with the close: answer whatever is left (dropping replies resolves them).
+            self.drain();
+        }
+        Ok(())
+    }
+
+    /// How many control messages were ever queued; compared with the receiver's own count.
+    #[inline]
+    pub(crate) fn sent(&self) -> usize {
+        self.sent.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn receiver(&self) -> &flume::Receiver<Control> {
+        &self.rx
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Closes the mailbox: later sends are refused. Returns the control messages left over so
+    /// the actor can answer them.
+    pub(crate) fn close(&self) -> Vec<Control> {
+        self.closed.store(true, Ordering::SeqCst);
+        self.rx.drain().collect()
+    }
+
+    fn drain(&self) {
+        for msg in self.rx.drain() {
+            drop(msg);
+        }
+    }
+}
+
+/// The bounded lane of user envelopes.
+pub(crate) struct UserLane<E> {
+    tx: flume::Sender<E>,
+    rx: flume::Receiver<E>,
+}
+
+impl<E> UserLane<E> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let (tx, rx) = flume::bounded(capacity.max(1));
+        UserLane { tx, rx }
+    }
+
+    pub(crate) fn receiver(&self) -> &flume::Receiver<E> {
+        &self.rx
+    }
+
+    /// Waits for room and queues `msg`. `Err` hands it back when the mailbox is closed.
+    /// `Ok(n)` with `n > 0` means the send raced with the close and `n` messages (perhaps
+    /// this one) had to be drained as dead letters.
+    pub(crate) async fn send(&self, msg: E, control: &ControlLane) -> Result<usize, E> {
+        if control.is_closed() {
+            return Err(msg);
+        }
+        // The receiver lives in this struct, so the send can only wait, never fail.
+        if let Err(e) = self.tx.send_async(msg).await {
+            return Err(e.into_inner());
+        }
+        Ok(self.after_send(control))
+    }
+
+    /// Queues `msg` if there is room now.
+    pub(crate) fn try_send(&self, msg: E, control: &ControlLane) -> Result<usize, (E, bool)> {
+        if control.is_closed() {
+            return Err((msg, false));
+        }
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(self.after_send(control)),
+            Err(flume::TrySendError::Full(m)) => Err((m, true)),
+            Err(flume::TrySendError::Disconnected(m)) => Err((m, false)),
+        }
+    }
+
+    #[inline]
+    fn after_send(&self, control: &ControlLane) -> usize {
+        if control.closed.load(Ordering::SeqCst) {
+            self.drain()
+        } else {
+            0
+        }
+    }
+
+    /// Drops everything queued; returns how many there were.
+    pub(crate) fn drain(&self) -> usize {
+        self.rx.drain().count()
+    }
+
+    /// How many messages are queued.
+    pub(crate) fn len(&self) -> usize {
+        self.rx.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn closed_lanes_hand_messages_back() {
+        let control = ControlLane::new();
+        let user = UserLane::<u32>::new(2);
+        assert_eq!(user.send(1, &control).await, Ok(0));
+        assert!(control.close().is_empty());
+        assert_eq!(user.send(2, &control).await, Err(2));
+        assert_eq!(user.try_send(3, &control), Err((3, false)));
+        assert!(control.send(Control::Start { reply: None }).is_err());
+        // What was queued before the close is still there for the actor to dead-letter.
+        assert_eq!(user.drain(), 1);
+    }
+
+    #[tokio::test]
+    async fn full_lane_reports_full() {
+        let control = ControlLane::new();
+        let user = UserLane::<u32>::new(1);
+        user.try_send(1, &control).unwrap();
+        assert_eq!(user.try_send(2, &control), Err((2, true)));
+        assert_eq!(user.len(), 1);
+    }
+
+    #[test]
+    fn control_sends_are_counted() {
+        let control = ControlLane::new();
+        assert_eq!(control.sent(), 0);
+        control.send(Control::Start { reply: None }).ok().unwrap();
+        control.send(Control::Restart { reply: None }).ok().unwrap();
+        assert_eq!(control.sent(), 2);
+        assert_eq!(control.receiver().len(), 2);
+    }
+}

@@ -1,0 +1,728 @@
+//! The actor's task: the lifecycle state machine, Mode's hook order, the mailbox loop with
+//! control before user messages, and panic capture.
+//!
+//! ```text
+//!            ┌────────── Start ──────────┐
+//!            ▼                           │
+//!  Idle ─▶ start sequence ─ok─▶ Running ─┼─ Stop ─▶ stop sequence ─▶ Idle or terminated
+//!   ▲          │ fail                    ├─ Restart ─▶ stop ─▶ reset ─▶ start sequence
+//!   │          ▼                         └─ Crash / panic ─▶ stop sequence (children crashed)
+//!   └─── Crashed (a child waits for its parent's decision; a root terminates)
+//! ```
+//!
+//! # Invariants
+//! - One task per actor owns the service value and its context; hooks and handlers run here,
+//!   one at a time.
+//! - Between two user messages the control lane is probed (an atomic load); when both lanes are
+//!   empty the task parks on a `biased` select, control first. A stop therefore begins as soon as
+//!   the handler in flight returns, however many user messages are queued.
+//! - A handler still pending when a crash arrives is dropped (its `ask` resolves to
+//!   [`Error::Crashed`]); other control messages wait for it and are kept in order.
+//! - A child's fate belongs to its parent: a crashed child stops and waits for the parent's
+//!   decision ([`Service::on_child_crashed`]); a crashed root terminates.
+//! - Termination closes the mailbox before the stop is acknowledged, so a send after `stop()`
+//!   returned always fails; what was still queued becomes dead letters.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use crate::addr::{Addr, ServiceRef};
+use crate::cell::{AnyCell, CURRENT_ACTOR, Cell, CoreInit, Settings};
+use crate::context::{Context, Phase};
+use crate::error::{CrashReason, Error, Hook, SharedError};
+use crate::handler::BoxEnvelope;
+use crate::mailbox::{Control, Notice, Reply, UserLane};
+use crate::service::{ChildAction, Service};
+use crate::spec::{Init, ServiceSpec};
+use crate::state::ServiceState;
+use crate::system::System;
+
+/// Where a child hangs in the tree.
+pub(crate) struct Parent {
+    pub(crate) cell: Weak<dyn AnyCell>,
+    pub(crate) depth: usize,
+}
+
+/// User messages handled between two cooperative yields, so a busy actor cannot starve the
+/// other tasks of its worker thread.
+const BATCH: u32 = 64;
+
+/// Builds the actor, spawns its task (idle, waiting for a start) and returns its address.
+pub(crate) fn create<S: Service>(
+    system: &System,
+    spec: ServiceSpec<S>,
+    parent: Option<Parent>,
+) -> Addr<S> {
+    let ServiceSpec {
+        init,
+        mailbox_capacity,
+    } = spec;
+    let (service, factory) = match init {
+        Init::Value(s) => (s, None),
+        Init::Factory(mut f) => (f(), Some(f)),
+    };
+    let settings = Settings {
+        mundane_level: service.mundane_level(),
+        shutdown_timeout: service.shutdown_timeout(),
+        wait_for_shutdown: service.wait_for_shutdown(),
+    };
+    let capacity = mailbox_capacity.unwrap_or_else(|| service.mailbox_capacity());
+    let core = crate::cell::Core::new(CoreInit {
+        label: service.label(),
+        shortlabel: service.shortlabel(),
+        type_name: std::any::type_name::<S>(),
+        settings,
+        parent: parent.map(|p| (p.cell, p.depth)),
+        system: system.downgrade(),
+    });
+    let cell = Arc::new(Cell {
+        core,
+        user: UserLane::new(capacity),
+    });
+    let addr = Addr::from_cell(cell.clone());
+    let runner = Runner {
+        actor: service,
+        ctx: Context::new(addr.clone(), system.clone()),
+        cell,
+        factory,
+        deps_added: false,
+        first_start_done: false,
+        deferred: VecDeque::new(),
+        ctrl_seen: 0,
+    };
+    let span = crate::log::service_span(addr.core());
+    system.track(
+        CURRENT_ACTOR
+            .scope(addr.id(), runner.run())
+            .instrument(span),
+    );
+    addr
+}
+
+/// What the loop does after a control message.
+enum Flow {
+    Continue,
+    /// Terminate, then send this answer (after the mailbox is closed).
+    Exit(Option<(Reply, Result<bool, Error>)>),
+}
+
+struct Runner<A: Service> {
+    actor: A,
+    ctx: Context<A>,
+    cell: Arc<Cell<A>>,
+    factory: Option<Box<dyn FnMut() -> A + Send>>,
+    deps_added: bool,
+    first_start_done: bool,
+    /// Control messages taken off the lane while a handler was in flight, in arrival order.
+    deferred: VecDeque<Control>,
+    /// Control messages received so far; compared with the lane's send count.
+    ctrl_seen: usize,
+}
+
+/// Runs a hook with panic capture: `Err` carries the crash reason.
+macro_rules! run_hook {
+    ($self:ident, $hook:ident, $which:expr) => {
+        match AssertUnwindSafe($self.actor.$hook(&mut $self.ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err($self.hook_failed($which, SharedError::from(e))),
+            Err(panic) => Err(CrashReason::from_panic(panic, $which.to_string())),
+        }
+    };
+}
+
+/// Runs a stop-sequence hook, bounded by the shutdown timeout.
+macro_rules! run_stop_hook {
+    ($self:ident, $hook:ident, $which:expr) => {{
+        let timeout = $self.cell.core.settings.shutdown_timeout;
+        match tokio::time::timeout(timeout, async { run_hook!($self, $hook, $which) }).await {
+            Ok(res) => res,
+            Err(_) => Err($self.hook_failed(
+                $which,
+                SharedError::from(crate::error::BoxError::from(format!(
+                    "did not return within {timeout:?}"
+                ))),
+            )),
+        }
+    }};
+}
+
+impl<A: Service> Runner<A> {
+    async fn run(mut self) {
+        if let Err(reason) = self.init_instance(false) {
+            // A service that cannot even initialise is crashed before its first start.
+            self.cell.core.record_crash(reason);
+            self.cell.core.set_state(ServiceState::Crashed);
+        }
+        let answer = loop {
+            let ctrl = if self.ctx.phase == Phase::Running {
+                self.serve().await
+            } else {
+                self.next_control().await
+            };
+            if let Flow::Exit(answer) = self.on_control(ctrl).await {
+                break answer;
+            }
+        };
+        self.terminate().await;
+        if let Some((reply, res)) = answer {
+            let _ = reply.send(res);
+        }
+    }
+
+    // ----- the mailbox loop -------------------------------------------------------------
+
+    /// Serves user messages until a control message arrives; returns it.
+    async fn serve(&mut self) -> Control {
+        let cell = self.cell.clone();
+        let user = cell.user.receiver();
+        let control = cell.core.control.receiver();
+        let mut handled = 0u32;
+        loop {
+            if let Some(ctrl) = self.take_control() {
+                return ctrl;
+            }
+            let env = match user.try_recv() {
+                Ok(env) => env,
+                Err(_) => {
+                    tokio::select! {
+                        biased;
+                        ctrl = control.recv_async() => {
+                            self.ctrl_seen += 1;
+                            return ctrl.unwrap_or(Control::Stop { terminate: true, cause: None, reply: None });
+                        }
+                        env = user.recv_async() => match env {
+                            Ok(env) => env,
+                            // Unreachable: the cell holds a sender. Treat as a stop.
+                            Err(_) => return Control::Stop { terminate: true, cause: None, reply: None },
+                        },
+                    }
+                }
+            };
+            if let Some(ctrl) = self.handle(env).await {
+                return ctrl;
+            }
+            handled += 1;
+            if handled == BATCH {
+                handled = 0;
+                tokio::task::consume_budget().await;
+            }
+        }
+    }
+
+    /// The next control message, if one is waiting: deferred ones first, then the lane (probed
+    /// only when its send count moved).
+    #[inline]
+    fn take_control(&mut self) -> Option<Control> {
+        if let Some(c) = self.deferred.pop_front() {
+            return Some(c);
+        }
+        let core = &self.cell.core;
+        if core.control.sent() != self.ctrl_seen {
+            if let Ok(c) = core.control.receiver().try_recv() {
+                self.ctrl_seen += 1;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Waits for a control message (user messages stay queued).
+    async fn next_control(&mut self) -> Control {
+        if let Some(c) = self.deferred.pop_front() {
+            return c;
+        }
+        let c = self.cell.core.control.receiver().recv_async().await;
+        self.ctrl_seen += 1;
+        c.unwrap_or(Control::Stop {
+            terminate: true,
+            cause: None,
+            reply: None,
+        })
+    }
+
+    /// Runs one user message. Returns a control message to act on at once: the crash of a
+    /// panicking handler, or a crash that arrived while the handler was pending.
+    async fn handle(&mut self, env: BoxEnvelope<A>) -> Option<Control> {
+        let mut fut = env.handle(&mut self.actor, &mut self.ctx);
+        // Most handlers finish on their first poll: no select, no waker registration.
+        let res = match futures::poll!(fut.as_mut()) {
+            Poll::Ready(res) => res,
+            Poll::Pending => {
+                let control = self.cell.core.control.receiver();
+                loop {
+                    tokio::select! {
+                        biased;
+                        res = fut.as_mut() => break res,
+                        ctrl = control.recv_async() => {
+                            self.ctrl_seen += 1;
+                            let Ok(ctrl) = ctrl else { continue };
+                            let preempt = match &ctrl {
+                                Control::Crash(reason) => Some(reason.clone()),
+                                Control::Stop { cause: Some(reason), .. } => Some(reason.clone()),
+                                _ => None,
+                            };
+                            if let Some(reason) = preempt {
+                                // Record first, so the abandoned ask reads the reason.
+                                self.cell.core.record_crash(reason);
+                                drop(fut);
+                                return Some(ctrl);
+                            }
+                            self.deferred.push_back(ctrl);
+                        }
+                    }
+                }
+            }
+        };
+        res.err().map(Control::Crash)
+    }
+
+    // ----- control ----------------------------------------------------------------------
+
+    async fn on_control(&mut self, ctrl: Control) -> Flow {
+        match ctrl {
+            Control::Start { reply } => {
+                let res = if self.ctx.phase == Phase::Running {
+                    Ok(false)
+                } else if self.cell.core.is_closed() {
+                    Err(self.cell.core.gone_error())
+                } else {
+                    self.reset_and_start(false).await.map(|()| true)
+                };
+                self.answer(reply, res)
+            }
+            Control::Restart { reply } => {
+                let res = self.reset_and_start(true).await.map(|()| true);
+                self.answer(reply, res)
+            }
+            Control::Stop {
+                terminate,
+                cause,
+                reply,
+            } => {
+                let mut res = Ok(true);
+                if let Some(reason) = &cause {
+                    self.cell.core.record_crash(reason.clone());
+                }
+                if self.ctx.phase == Phase::Running {
+                    if let Some(e) = self.stop_sequence(terminate, cause, true).await {
+                        res = Err(e);
+                    }
+                } else if cause.is_some() {
+                    self.cell.core.set_state(ServiceState::Crashed);
+                }
+                if terminate {
+                    Flow::Exit(reply.map(|r| (r, res)))
+                } else {
+                    self.answer(reply, res)
+                }
+            }
+            Control::Crash(reason) => self.crash(reason).await,
+            Control::Notice(notice) => self.on_notice(notice).await,
+        }
+    }
+
+    /// Sends `res` on `reply`; a failed start or restart means the service crashed.
+    fn answer(&mut self, reply: Option<Reply>, res: Result<bool, Error>) -> Flow {
+        let flow = if res.is_err() && self.cell.core.state() == ServiceState::Crashed {
+            self.after_crash(false)
+        } else {
+            Flow::Continue
+        };
+        match flow {
+            Flow::Continue => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(res);
+                }
+                Flow::Continue
+            }
+            Flow::Exit(_) => Flow::Exit(reply.map(|r| (r, res))),
+        }
+    }
+
+    async fn crash(&mut self, reason: CrashReason) -> Flow {
+        let core = &self.cell.core;
+        let reason = core.record_crash(reason);
+        core.signal_stop();
+        if self.ctx.phase == Phase::Running {
+            self.ctx.log().error(format_args!("Crashed: {reason}"));
+            let terminate_children = core.parent.is_none();
+            self.stop_sequence(terminate_children, Some(reason), true)
+                .await;
+        } else if core.state() == ServiceState::Crashed {
+            return Flow::Continue;
+        }
+        self.cell.core.set_state(ServiceState::Crashed);
+        self.after_crash(true)
+    }
+
+    /// A crashed root terminates; a crashed child waits for its parent's decision.
+    fn after_crash(&mut self, notify_parent: bool) -> Flow {
+        let core = &self.cell.core;
+        let Some(parent) = core.parent() else {
+            return Flow::Exit(None);
+        };
+        if notify_parent {
+            let reason = core
+                .crash_reason()
+                .unwrap_or_else(|| CrashReason::msg("crashed"));
+            let notice = Control::Notice(Notice::ChildCrashed {
+                id: core.id,
+                reason,
+            });
+            if parent.core().control.send(notice).is_err() {
+                return Flow::Exit(None);
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn on_notice(&mut self, notice: Notice) -> Flow {
+        match notice {
+            Notice::ChildExited { id } => {
+                self.ctx.children.retain(|c| c.id() != id);
+                Flow::Continue
+            }
+            Notice::ChildCrashed { id, reason } => {
+                let Some(child) = self.ctx.children.iter().find(|c| c.id() == id).cloned() else {
+                    return Flow::Continue;
+                };
+                if self.ctx.phase != Phase::Running {
+                    // Not running: the child's fate follows ours (restarted or stopped with us).
+                    return Flow::Continue;
+                }
+                let decided =
+                    AssertUnwindSafe(self.actor.on_child_crashed(&child, &reason, &mut self.ctx))
+                        .catch_unwind()
+                        .await;
+                let action = match decided {
+                    Ok(action) => action,
+                    Err(panic) => {
+                        return self
+                            .crash(CrashReason::from_panic(panic, "on_child_crashed"))
+                            .await;
+                    }
+                };
+                self.apply_child_action(child, action, reason).await
+            }
+        }
+    }
+
+    async fn apply_child_action(
+        &mut self,
+        child: ServiceRef,
+        action: ChildAction,
+        reason: CrashReason,
+    ) -> Flow {
+        match action {
+            ChildAction::Remove => {
+                self.ctx.children.retain(|c| c != &child);
+                self.ctx.log().warn(format_args!(
+                    "Removing crashed child {}: {reason}",
+                    child.label()
+                ));
+                let _ = child.stop().await;
+                Flow::Continue
+            }
+            ChildAction::Restart => {
+                if let Err(e) = child.restart().await {
+                    self.ctx.log().error(format_args!(
+                        "Restarting child {} failed: {e}",
+                        child.label()
+                    ));
+                }
+                Flow::Continue
+            }
+            ChildAction::Keep => Flow::Continue,
+            ChildAction::Escalate => {
+                self.crash(CrashReason::Child {
+                    child: child.label().into(),
+                    reason: Box::new(reason),
+                })
+                .await
+            }
+        }
+    }
+
+    // ----- sequences ---------------------------------------------------------------------
+
+    fn hook_failed(&self, hook: Hook, source: SharedError) -> CrashReason {
+        CrashReason::Error(Arc::new(Error::HookFailed {
+            label: self.cell.core.label.clone(),
+            hook,
+            source,
+        }))
+    }
+
+    /// The error a failed start reports: the hook failure itself, or the crash.
+    fn start_error(&self, reason: &CrashReason) -> Error {
+        if let CrashReason::Error(e) = reason {
+            if let Some(err) = e.downcast_ref::<Error>() {
+                return err.clone();
+            }
+        }
+        Error::Crashed {
+            label: self.cell.core.label.clone(),
+            reason: reason.clone(),
+        }
+    }
+
+    /// `on_init` on the current instance, or a fresh instance from the factory.
+    fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if fresh {
+                if let Some(factory) = self.factory.as_mut() {
+                    self.actor = factory();
+                }
+            }
+            self.actor.on_init();
+        }));
+        res.map_err(|panic| CrashReason::from_panic(panic, Hook::OnInit.to_string()))
+    }
+
+    /// Start, restart, or start after a stop-for-restart (which resets like a restart).
+    async fn reset_and_start(&mut self, restart: bool) -> Result<(), Error> {
+        let core = &self.cell.core;
+        if self.cell.core.is_closed() {
+            return Err(core.gone_error());
+        }
+        if self.ctx.phase == Phase::Running {
+            if !restart {
+                return Ok(());
+            }
+            core.signal_stop();
+            self.ctx.log().mundane("Restarting...");
+            if let Some(e) = self.stop_sequence(false, None, false).await {
+                self.ctx
+                    .log()
+                    .warn(format_args!("Stop before restart reported: {e}"));
+            }
+        }
+        // Only a service that ran before is reset; the very first start is not a restart.
+        if self.deps_added {
+            let core = &self.cell.core;
+            core.bump_restart_count();
+            core.clear_crash();
+            if let Err(reason) = self.init_instance(true) {
+                return Err(self.fail_start(reason, false).await);
+            }
+            if let Err(reason) = run_hook!(self, on_restart, Hook::OnRestart) {
+                return Err(self.fail_start(reason, false).await);
+            }
+        } else if let Some(reason) = self.cell.core.crash_reason() {
+            // Crashed before it ever started (on_init panicked).
+            return Err(self.start_error(&reason));
+        }
+        self.start_sequence().await
+    }
+
+    async fn start_sequence(&mut self) -> Result<(), Error> {
+        let core = &self.cell.core;
+        self.ctx.token = core.renew_stop_token();
+        core.set_state(ServiceState::Starting);
+        self.ctx.phase = Phase::Starting;
+
+        if !self.deps_added {
+            self.deps_added = true;
+            match std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.dependencies())) {
+                Ok(deps) => {
+                    let system = self.ctx.system().clone();
+                    for dep in deps {
+                        let child = dep.create(&system, self.ctx.as_parent());
+                        self.ctx.children.push(child);
+                    }
+                }
+                Err(panic) => {
+                    let reason = CrashReason::from_panic(panic, Hook::Dependencies.to_string());
+                    return Err(self.fail_start(reason, false).await);
+                }
+            }
+        }
+        if !self.first_start_done {
+            if let Err(reason) = run_hook!(self, on_first_start, Hook::OnFirstStart) {
+                return Err(self.fail_start(reason, false).await);
+            }
+            self.first_start_done = true;
+        }
+        self.ctx.log().mundane("Starting...");
+        if let Err(reason) = run_hook!(self, on_start, Hook::OnStart) {
+            return Err(self.fail_start(reason, false).await);
+        }
+        self.ctx.tasks.launch_pending();
+        self.ctx.phase = Phase::Running;
+
+        let children = self.ctx.children.clone();
+        for child in children {
+            if let Err(e) = child.maybe_start().await {
+                let reason = self.hook_failed(Hook::StartChild, Arc::new(e));
+                return Err(self.fail_start(reason, true).await);
+            }
+        }
+        self.ctx.log().mundane("Started");
+        if let Err(reason) = run_hook!(self, on_started, Hook::OnStarted) {
+            return Err(self.fail_start(reason, true).await);
+        }
+        self.cell.core.set_state(ServiceState::Running);
+        Ok(())
+    }
+
+    /// Undoes a start that failed: with `on_start` done, the whole stop sequence runs;
+    /// before that, only the tasks added so far are cancelled. The service is left crashed.
+    async fn fail_start(&mut self, reason: CrashReason, after_on_start: bool) -> Error {
+        let core = &self.cell.core;
+        let reason = core.record_crash(reason);
+        core.signal_stop();
+        self.ctx.log().error(format_args!("Start failed: {reason}"));
+        if after_on_start {
+            self.stop_sequence(false, None, false).await;
+        } else {
+            self.ctx.tasks.cancel_all();
+            self.ctx
+                .tasks
+                .join_all(self.cell.core.settings.shutdown_timeout)
+                .await;
+        }
+        self.ctx.phase = Phase::Idle;
+        self.cell.core.set_state(ServiceState::Crashed);
+        self.start_error(&reason)
+    }
+
+    /// Mode's stop order. `terminate_children`: children stop for good (else they wait to be
+    /// started again). `cause`: the children are marked crashed with this reason.
+    /// `publish`: set the final state (a restart goes straight on to starting).
+    /// Returns the first failure; every step runs regardless.
+    async fn stop_sequence(
+        &mut self,
+        terminate_children: bool,
+        cause: Option<CrashReason>,
+        publish: bool,
+    ) -> Option<Error> {
+        let core = &self.cell.core;
+        core.signal_stop();
+        core.set_state(ServiceState::Stopping);
+        self.ctx.phase = Phase::Stopping;
+        let timeout = core.settings.shutdown_timeout;
+        let mut first: Option<Error> = None;
+
+        self.ctx.log().mundane("Stopping...");
+        if let Err(reason) = run_stop_hook!(self, on_stop, Hook::OnStop) {
+            self.report_stop_failure(reason, &mut first);
+        }
+
+        let child_cause = cause.as_ref().map(|reason| CrashReason::Parent {
+            parent: self.cell.core.label.clone(),
+            reason: Box::new(reason.clone()),
+        });
+        let children = if terminate_children {
+            std::mem::take(&mut self.ctx.children)
+        } else {
+            self.ctx.children.clone()
+        };
+        for child in children.iter().rev() {
+            let res = child
+                .core()
+                .request("stop", |reply| Control::Stop {
+                    terminate: terminate_children,
+                    cause: child_cause.clone(),
+                    reply: Some(reply),
+                })
+                .await;
+            match res {
+                Ok(_) => {}
+                Err(e) if child.is_terminated() && !matches!(e, Error::HookFailed { .. }) => {}
+                Err(e) => {
+                    let reason = self.hook_failed(Hook::StopChild, Arc::new(e));
+                    self.report_stop_failure(reason, &mut first);
+                }
+            }
+        }
+
+        self.ctx.tasks.cancel_all();
+        self.ctx.log().mundane("Stopped");
+
+        if self.cell.core.settings.wait_for_shutdown {
+            let waited = tokio::time::timeout(timeout, self.cell.core.wait_shutdown_flag()).await;
+            if waited.is_err() {
+                self.ctx.log().warn(format_args!(
+                    "Gave up waiting for the shutdown flag after {timeout:?}"
+                ));
+            }
+        }
+        let stuck = self.ctx.tasks.join_all(timeout).await;
+        if !stuck.is_empty() {
+            let names: Vec<&str> = stuck.iter().map(|s| &**s).collect();
+            let reason = self.hook_failed(
+                Hook::JoinTasks,
+                SharedError::from(crate::error::BoxError::from(format!(
+                    "tasks still running {timeout:?} after cancel: {}",
+                    names.join(", ")
+                ))),
+            );
+            self.report_stop_failure(reason, &mut first);
+        }
+
+        if let Err(reason) = run_stop_hook!(self, on_shutdown, Hook::OnShutdown) {
+            self.report_stop_failure(reason, &mut first);
+        }
+        self.ctx.log().mundane("Shutdown complete");
+        self.ctx.phase = Phase::Idle;
+        if publish {
+            let core = &self.cell.core;
+            let end = if core.crash_reason().is_some() {
+                ServiceState::Crashed
+            } else {
+                ServiceState::Shutdown
+            };
+            core.set_state(end);
+        }
+        first
+    }
+
+    fn report_stop_failure(&self, reason: CrashReason, first: &mut Option<Error>) {
+        self.ctx.log().error(format_args!("{reason}"));
+        if reason.is_panic() {
+            self.cell.core.record_crash(reason.clone());
+        }
+        if first.is_none() {
+            *first = Some(self.start_error(&reason));
+        }
+    }
+
+    /// Ends the actor for good: children first, then the mailbox is closed and drained.
+    async fn terminate(&mut self) {
+        let children = std::mem::take(&mut self.ctx.children);
+        for child in children.iter().rev() {
+            let _ = child.stop().await;
+        }
+        self.ctx.tasks.cancel_all();
+        self.ctx
+            .tasks
+            .join_all(self.cell.core.settings.shutdown_timeout)
+            .await;
+
+        let core = &self.cell.core;
+        if !core.state().is_stopped() {
+            core.set_state(ServiceState::Shutdown);
+        }
+        // Dropping left-over control requests resolves their waiters with `gone_error`.
+        drop(core.control.close());
+        drop(std::mem::take(&mut self.deferred));
+        core.dead_lettered(self.cell.user.drain());
+
+        if let Some(parent) = core.parent() {
+            let _ = parent
+                .core()
+                .control
+                .send(Control::Notice(Notice::ChildExited { id: core.id }));
+        } else if let Some(system) = core.system.upgrade() {
+            system.forget_root(core.id);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The [`Service`] trait: Mode's hooks and settings, run on the actor's own task.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::Level;
+
+use crate::addr::ServiceRef;
+use crate::context::Context;
+use crate::error::{CrashReason, HookResult};
+use crate::mailbox::DEFAULT_MAILBOX_CAPACITY;
+use crate::spec::Dependency;
+
+/// Default bound on the stop sequence's waits (Mode's `shutdown_timeout`): 60 seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A service: state owned by one tokio task, started, stopped, restarted and supervised.
+///
+/// Every hook is optional and runs on the service's own task, so it has `&mut self` without
+/// locks. Hooks that can fail return [`HookResult`]; a hook that returns `Err` or panics
+/// fails the start (the service is left stopped, see [`System::spawn`](crate::System::spawn))
+/// or is reported by the stop, which still runs to the end.
+///
+/// # Order
+/// Start: [`dependencies`](Service::dependencies) and [`on_first_start`](Service::on_first_start)
+/// (first start only), "Starting...", [`on_start`](Service::on_start), background tasks added so
+/// far, children in the order added, "Started", [`on_started`](Service::on_started).
+///
+/// Stop: "Stopping...", [`on_stop`](Service::on_stop), children in reverse order, background
+/// tasks cancelled in reverse order, "Stopped", the wait for `set_shutdown` if
+/// [`wait_for_shutdown`](Service::wait_for_shutdown), tasks joined,
+/// [`on_shutdown`](Service::on_shutdown), "Shutdown complete".
+///
+/// Restart: the stop above (children are stopped, not discarded), restart count + 1, crash
+/// reason cleared, [`on_init`](Service::on_init) (or a fresh instance from the factory),
+/// [`on_restart`](Service::on_restart), the start above.
+///
+/// # Example
+/// ```
+/// use modo::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Cache { entries: usize }
+///
+/// impl Service for Cache {
+///     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+///         ctx.log().info("warming up");
+///         self.entries = 10;
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), modo::Error> {
+/// let system = System::new();
+/// let cache = system.spawn(Cache::default()).await?;
+/// assert_eq!(cache.state().to_string(), "running");
+/// system.shutdown().await?;
+/// assert_eq!(cache.state().to_string(), "shutdown");
+/// # Ok(()) }
+/// ```
+pub trait Service: Sized + Send + 'static {
+    /// Sets up (or resets) plain state. Runs once before the first start and again before each
+    /// restart; a service spawned with a factory gets a fresh instance instead, and `on_init`
+    /// runs on it. Mode's `__post_init__`.
+    fn on_init(&mut self) {}
+
+    /// The children to start with this service (Mode's `on_init_dependencies`). Called once,
+    /// at the first start; the children are kept across restarts.
+    fn dependencies(&mut self) -> Vec<Dependency> {
+        Vec::new()
+    }
+
+    /// Runs at the first start only, before "Starting...".
+    fn on_first_start(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The service is starting; runs before its background tasks and children start.
+    fn on_start(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The service and its children have started.
+    fn on_started(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The service is stopping; runs before its children stop.
+    fn on_stop(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The last hook of the stop sequence, after children and tasks are gone.
+    fn on_shutdown(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The service is being restarted: runs after the stop and `on_init`, before the start.
+    fn on_restart(&mut self, ctx: &mut Context<Self>) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// A child crashed: it has run its stop hooks and waits for this decision. Runs on this
+    /// service's task, as a control message, in the same scheduling round as the crash.
+    ///
+    /// Default: [`ChildAction::Remove`] (the child stops for good and is dropped, this service
+    /// goes on). Supervisors decide by their strategy.
+    fn on_child_crashed(
+        &mut self,
+        child: &ServiceRef,
+        reason: &CrashReason,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ChildAction> + Send {
+        let _ = (child, reason, ctx);
+        async { ChildAction::Remove }
+    }
+
+    /// The label used in graphs and errors. Default: the type's name without its path.
+    fn label(&self) -> String {
+        short_type_name::<Self>().to_owned()
+    }
+
+    /// The label used in log lines. Default: [`label`](Service::label).
+    fn shortlabel(&self) -> String {
+        self.label()
+    }
+
+    /// Whether the stop sequence waits for `ctx.set_shutdown()` (bounded by
+    /// [`shutdown_timeout`](Service::shutdown_timeout)). Default: `false`.
+    fn wait_for_shutdown(&self) -> bool {
+        false
+    }
+
+    /// The bound on each wait in the stop sequence. Default: 60 s.
+    fn shutdown_timeout(&self) -> Duration {
+        DEFAULT_SHUTDOWN_TIMEOUT
+    }
+
+    /// The level of the lifecycle lines ("Starting...", "Stopped", ...). Default: info.
+    fn mundane_level(&self) -> Level {
+        Level::INFO
+    }
+
+    /// The capacity of the user lane of the mailbox. Default:
+    /// [`DEFAULT_MAILBOX_CAPACITY`](crate::DEFAULT_MAILBOX_CAPACITY).
+    fn mailbox_capacity(&self) -> usize {
+        DEFAULT_MAILBOX_CAPACITY
+    }
+}
+
+/// What a parent does with a crashed child (see [`Service::on_child_crashed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChildAction {
+    /// Stop the child for good and drop it: its queued messages become dead letters and
+    /// waiting asks get [`Error::Crashed`](crate::Error::Crashed).
+    Remove,
+    /// Restart the child; its mailbox and queued messages are kept.
+    Restart,
+    /// Leave it crashed (its mailbox stays open until this service stops or restarts it).
+    Keep,
+    /// Crash this service too (the child is stopped with it).
+    Escalate,
+}
+
+/// `my_crate::module::Type<Param>` -> `Type`.
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_type_name;
+
+    struct Plain;
+    #[allow(dead_code)]
+    struct Generic<T>(T);
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_type_name::<Plain>(), "Plain");
+        assert_eq!(short_type_name::<Generic<Vec<u8>>>(), "Generic");
+    }
+}

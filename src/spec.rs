@@ -1,0 +1,131 @@
+//! What to spawn: a service value or a factory, with per-spawn options ([`ServiceSpec`]), and
+//! its type-erased form for [`Service::dependencies`](crate::Service::dependencies)
+//! ([`Dependency`]).
+
+use std::fmt;
+
+use crate::addr::ServiceRef;
+use crate::runner::{self, Parent};
+use crate::service::Service;
+use crate::system::System;
+
+/// How to build the service on each (re)start.
+pub(crate) enum Init<S> {
+    /// One value, reset with `on_init` before each restart.
+    Value(S),
+    /// A fresh value on each restart.
+    Factory(Box<dyn FnMut() -> S + Send>),
+}
+
+/// A service to spawn, with options.
+///
+/// ```
+/// use modo::prelude::*;
+///
+/// #[derive(Default)]
+/// struct Job { runs: u32 }
+/// impl Service for Job {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), modo::Error> {
+/// let system = System::new();
+/// // A fresh `Job` on every restart, and a small mailbox.
+/// let job = system
+///     .spawn(ServiceSpec::from_factory(Job::default).mailbox_capacity(8))
+///     .await?;
+/// job.restart().await?;
+/// assert_eq!(job.restart_count(), 1);
+/// # system.shutdown().await }
+/// ```
+pub struct ServiceSpec<S: Service> {
+    pub(crate) init: Init<S>,
+    pub(crate) mailbox_capacity: Option<usize>,
+}
+
+impl<S: Service> ServiceSpec<S> {
+    /// Spawn this value; a restart resets it with [`Service::on_init`].
+    pub fn new(service: S) -> Self {
+        ServiceSpec {
+            init: Init::Value(service),
+            mailbox_capacity: None,
+        }
+    }
+
+    /// Build the service with `factory`, and build a fresh one on every restart (Mode's
+    /// `replacement`).
+    pub fn from_factory(factory: impl FnMut() -> S + Send + 'static) -> Self {
+        ServiceSpec {
+            init: Init::Factory(Box::new(factory)),
+            mailbox_capacity: None,
+        }
+    }
+
+    /// Overrides [`Service::mailbox_capacity`] for this spawn (at least 1).
+    pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
+        self.mailbox_capacity = Some(capacity.max(1));
+        self
+    }
+}
+
+impl<S: Service> fmt::Debug for ServiceSpec<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceSpec")
+            .field("service", &crate::service::short_type_name::<S>())
+            .field("factory", &matches!(self.init, Init::Factory(_)))
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .finish()
+    }
+}
+
+/// Anything that can be spawned: a [`Service`] value or a [`ServiceSpec`].
+pub trait IntoServiceSpec: Send + 'static {
+    /// The service type.
+    type Service: Service;
+    /// The spec.
+    fn into_spec(self) -> ServiceSpec<Self::Service>;
+}
+
+impl<S: Service> IntoServiceSpec for S {
+    type Service = S;
+    fn into_spec(self) -> ServiceSpec<S> {
+        ServiceSpec::new(self)
+    }
+}
+
+impl<S: Service> IntoServiceSpec for ServiceSpec<S> {
+    type Service = S;
+    fn into_spec(self) -> ServiceSpec<S> {
+        self
+    }
+}
+
+/// A child service of any type, as returned by [`Service::dependencies`].
+///
+/// Made with `.into()` from a service value or a [`ServiceSpec`].
+pub struct Dependency {
+    create: Box<dyn FnOnce(&System, Parent) -> ServiceRef + Send>,
+    label: &'static str,
+}
+
+impl fmt::Debug for Dependency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Dependency").field(&self.label).finish()
+    }
+}
+
+impl<T: IntoServiceSpec> From<T> for Dependency {
+    fn from(spec: T) -> Self {
+        Dependency {
+            create: Box::new(move |system, parent| {
+                runner::create(system, spec.into_spec(), Some(parent)).service_ref()
+            }),
+            label: crate::service::short_type_name::<T::Service>(),
+        }
+    }
+}
+
+impl Dependency {
+    pub(crate) fn create(self, system: &System, parent: Parent) -> ServiceRef {
+        (self.create)(system, parent)
+    }
+}

@@ -1,0 +1,74 @@
+//! The lifecycle states of a service and their human-readable strings.
+
+use std::fmt;
+
+/// Where a service is in its lifecycle.
+///
+/// `Display` gives Mode's strings (`"init"`, `"running"`, `"stopping"`, `"shutdown"`,
+/// `"crashed"`), plus `"starting"` for the start sequence, which Mode reports as `"running"`.
+///
+/// ```text
+///  Init ──start──▶ Starting ──ok──▶ Running ──stop──▶ Stopping ──▶ Shutdown
+///                     │                │ crash                        │ start / restart
+///                     └──fail──▶ Crashed ◀┘                           ▼
+///                                   └──────restart──────────▶ Starting ...
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServiceState {
+    /// Created, never started.
+    Init,
+    /// Running its start sequence.
+    Starting,
+    /// Started and serving messages.
+    Running,
+    /// Running its stop sequence.
+    Stopping,
+    /// Stopped after a clean stop sequence.
+    Shutdown,
+    /// Crashed: see `crash_reason()`.
+    Crashed,
+}
+
+impl ServiceState {
+    /// Mode's string for the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Init => "init",
+            ServiceState::Starting => "starting",
+            ServiceState::Running => "running",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Shutdown => "shutdown",
+            ServiceState::Crashed => "crashed",
+        }
+    }
+
+    /// Whether the service is stopped (cleanly or by a crash) and not starting again yet.
+    pub fn is_stopped(self) -> bool {
+        matches!(self, ServiceState::Shutdown | ServiceState::Crashed)
+    }
+}
+
+impl fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceState::*;
+
+    #[test]
+    fn mode_strings() {
+        let all = [Init, Starting, Running, Stopping, Shutdown, Crashed];
+        let s: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            s,
+            [
+                "init", "starting", "running", "stopping", "shutdown", "crashed"
+            ]
+        );
+        assert!(Shutdown.is_stopped() && Crashed.is_stopped() && !Running.is_stopped());
+    }
+}

@@ -1,0 +1,280 @@
+//! [`System`]: the handle that spawns root services and shuts the whole tree down.
+//!
+//! There are no globals: everything an actor runtime keeps (the roots, the task tracker, the
+//! dead letters) belongs to one `System`, so two systems in one process (or two tests) share
+//! nothing.
+//!
+//! # Invariants
+//! - Every actor task is tracked; [`System::shutdown`] returns only once all of them ended.
+//! - After `shutdown` begins, `spawn` fails with [`Error::ShuttingDown`]; a root that slipped in
+//!   concurrently is stopped too.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use dashmap::DashMap;
+use tokio::runtime::Handle;
+use tokio::sync::OnceCell;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::addr::{Addr, ServiceRef};
+use crate::cell::{CURRENT_ACTOR, Core};
+use crate::error::Error;
+use crate::runner;
+use crate::spec::IntoServiceSpec;
+
+/// The runtime handle: spawns services, shuts them down. Cheap to clone.
+///
+/// ```
+/// use modo::prelude::*;
+///
+/// struct Hello;
+/// impl Service for Hello {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), modo::Error> {
+/// let system = System::new();
+/// let hello = system.spawn(Hello).await?;
+/// assert!(hello.is_started());
+/// system.shutdown().await?;
+/// assert!(hello.is_terminated());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct System {
+    inner: Arc<SystemInner>,
+}
+
+pub(crate) struct SystemInner {
+    handle: Handle,
+    /// Root services by id, with their spawn order.
+    roots: DashMap<Uuid, (u64, ServiceRef)>,
+    seq: AtomicU64,
+    tracker: TaskTracker,
+    shutting_down: AtomicBool,
+    shutdown: OnceCell<Result<(), Error>>,
+    pub(crate) dead_letters: DeadLetterBook,
+}
+
+impl fmt::Debug for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("System")
+            .field("roots", &self.inner.roots.len())
+            .field("live_actors", &self.inner.tracker.len())
+            .field(
+                "shutting_down",
+                &self.inner.shutting_down.load(Ordering::Relaxed),
+            )
+            .finish()
+    }
+}
+
+impl Default for System {
+    fn default() -> Self {
+        System::new()
+    }
+}
+
+impl System {
+    /// A system on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime; use [`System::with_handle`] there.
+    pub fn new() -> Self {
+        System::with_handle(Handle::current())
+    }
+
+    /// A system whose actors run on the runtime behind `handle`.
+    pub fn with_handle(handle: Handle) -> Self {
+        System {
+            inner: Arc::new(SystemInner {
+                handle,
+                roots: DashMap::new(),
+                seq: AtomicU64::new(0),
+                tracker: TaskTracker::new(),
+                shutting_down: AtomicBool::new(false),
+                shutdown: OnceCell::new(),
+                dead_letters: DeadLetterBook::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<SystemInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(crate) fn track<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .handle
+            .spawn(self.inner.tracker.track_future(fut));
+    }
+
+    /// Spawns a root service and returns its address once it has started (its children and
+    /// background tasks too).
+    ///
+    /// # Errors
+    /// [`Error::HookFailed`] or [`Error::Crashed`] if the start failed: what had started is
+    /// stopped again and the service is gone (its mailbox closed).
+    /// [`Error::ShuttingDown`] once [`shutdown`](Self::shutdown) has begun.
+    ///
+    /// # Cancel safety
+    /// If dropped before the start finished, the service still starts, and is stopped by
+    /// `shutdown`.
+    pub async fn spawn<T: IntoServiceSpec>(&self, service: T) -> Result<Addr<T::Service>, Error> {
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        let addr = runner::create(self, service.into_spec(), None);
+        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .roots
+            .insert(addr.id(), (seq, addr.service_ref()));
+        addr.start().await?;
+        Ok(addr)
+    }
+
+    /// The root services still alive, in spawn order.
+    pub fn roots(&self) -> Vec<ServiceRef> {
+        let mut roots: Vec<(u64, ServiceRef)> =
+            self.inner.roots.iter().map(|e| e.value().clone()).collect();
+        roots.sort_by_key(|(seq, _)| *seq);
+        roots.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// How many actor tasks are still running (roots and children).
+    pub fn live_actors(&self) -> usize {
+        self.inner.tracker.len()
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Stops every root service, newest first, each tree children first (Mode's stop order),
+    /// and returns once every actor task has ended. Calling it again, or concurrently, waits
+    /// for the same shutdown and returns the same result.
+    ///
+    /// # Errors
+    /// The first error a root's stop reported (the others are still stopped);
+    /// [`Error::WouldDeadlock`] when awaited from a service's own task (use
+    /// [`request_shutdown`](Self::request_shutdown) there).
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        if let Ok(id) = CURRENT_ACTOR.try_with(|id| *id) {
+            let _ = id;
+            return Err(Error::WouldDeadlock {
+                label: Arc::from("System"),
+                op: "shutdown",
+            });
+        }
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let inner = &self.inner;
+        inner
+            .shutdown
+            .get_or_init(|| async {
+                let mut first: Option<Error> = None;
+                // Loop: a root spawned while we were stopping the others is stopped too.
+                loop {
+                    let mut roots = self.roots();
+                    if roots.is_empty() {
+                        break;
+                    }
+                    roots.reverse();
+                    for root in roots {
+                        if let Err(e) = root.stop().await {
+                            tracing::error!(target: "modo", "stopping {} failed: {e}", root.label());
+                            first.get_or_insert(e);
+                        }
+                        // A root that could not be stopped must not keep the loop going.
+                        inner.roots.remove(&root.id());
+                    }
+                }
+                inner.tracker.close();
+                inner.tracker.wait().await;
+                first.map_or(Ok(()), Err)
+            })
+            .await
+            .clone()
+    }
+
+    /// Starts [`shutdown`](Self::shutdown) in the background and returns at once: the way to
+    /// shut down from inside a service.
+    pub fn request_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let system = self.clone();
+        self.inner.handle.spawn(async move {
+            let _ = system.shutdown().await;
+        });
+    }
+
+    /// A snapshot of the messages that could not be delivered, per service.
+    pub fn dead_letters(&self) -> DeadLetters {
+        self.inner.dead_letters.snapshot()
+    }
+}
+
+impl SystemInner {
+    pub(crate) fn forget_root(&self, id: Uuid) {
+        self.roots.remove(&id);
+    }
+}
+
+/// Per-service counts of undelivered messages.
+#[derive(Default)]
+pub(crate) struct DeadLetterBook {
+    by_service: DashMap<Uuid, (Arc<str>, u64)>,
+    total: AtomicU64,
+}
+
+impl DeadLetterBook {
+    pub(crate) fn record(&self, core: &Core, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+        self.by_service
+            .entry(core.id)
+            .or_insert_with(|| (core.label.clone(), 0))
+            .1 += n;
+    }
+
+    fn snapshot(&self) -> DeadLetters {
+        let mut by_service: Vec<DeadLetterCount> = self
+            .by_service
+            .iter()
+            .map(|e| DeadLetterCount {
+                id: *e.key(),
+                label: e.value().0.to_string(),
+                count: e.value().1,
+            })
+            .collect();
+        by_service.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
+        DeadLetters {
+            total: self.total.load(Ordering::Relaxed),
+            by_service,
+        }
+    }
+}
+
+/// A snapshot of [`System::dead_letters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetters {
+    /// Undelivered messages in all.
+    pub total: u64,
+    /// Per service, sorted by label.
+    pub by_service: Vec<DeadLetterCount>,
+}
+
+/// Undelivered messages of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterCount {
+    /// The service's id.
+    pub id: Uuid,
+    /// The service's label.
+    pub label: String,
+    /// How many of its messages were not delivered.
+    pub count: u64,
+}
