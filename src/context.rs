@@ -169,11 +169,11 @@ impl<A: Service> Context<A> {
         service: T,
     ) -> Result<Addr<T::Service>, Error> {
         let addr = self.add_dependency(service);
-        if matches!(self.phase, Phase::Starting | Phase::Running) {
-            if let Err(e) = addr.start().await {
-                self.children.retain(|c| c.id() != addr.id());
-                return Err(e);
-            }
+        if matches!(self.phase, Phase::Starting | Phase::Running)
+            && let Err(e) = addr.start().await
+        {
+            self.children.retain(|c| c.id() != addr.id());
+            return Err(e);
         }
         Ok(addr)
     }

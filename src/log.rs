@@ -96,7 +96,7 @@ pub(crate) fn service_span(core: &Core) -> Span {
     )
 }
 
-/// Mode's line format for [`tracing_subscriber::fmt`]:
+/// Mode's line format for [`tracing_subscriber::fmt()`]:
 /// `[2026-11-25T17:08:03.123Z] [4242] [INFO]: [^-App]: Starting...`.
 ///
 /// Span context is left out (the prefix already names the service).

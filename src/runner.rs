@@ -225,11 +225,11 @@ impl<A: Service> Runner<A> {
             return Some(c);
         }
         let core = &self.cell.core;
-        if core.control.sent() != self.ctrl_seen {
-            if let Ok(c) = core.control.receiver().try_recv() {
-                self.ctrl_seen += 1;
-                return Some(c);
-            }
+        if core.control.sent() != self.ctrl_seen
+            && let Ok(c) = core.control.receiver().try_recv()
+        {
+            self.ctrl_seen += 1;
+            return Some(c);
         }
         None
     }
@@ -463,10 +463,10 @@ impl<A: Service> Runner<A> {
 
     /// The error a failed start reports: the hook failure itself, or the crash.
     fn start_error(&self, reason: &CrashReason) -> Error {
-        if let CrashReason::Error(e) = reason {
-            if let Some(err) = e.downcast_ref::<Error>() {
-                return err.clone();
-            }
+        if let CrashReason::Error(e) = reason
+            && let Some(err) = e.downcast_ref::<Error>()
+        {
+            return err.clone();
         }
         Error::Crashed {
             label: self.cell.core.label.clone(),
@@ -477,10 +477,8 @@ impl<A: Service> Runner<A> {
     /// `on_init` on the current instance, or a fresh instance from the factory.
     fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
         let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            if fresh {
-                if let Some(factory) = self.factory.as_mut() {
-                    self.actor = factory();
-                }
+            if fresh && let Some(factory) = self.factory.as_mut() {
+                self.actor = factory();
             }
             self.actor.on_init();
         }));

@@ -99,11 +99,14 @@ impl<S: Service> IntoServiceSpec for ServiceSpec<S> {
     }
 }
 
+/// Spawns a child under its parent.
+type CreateFn = Box<dyn FnOnce(&System, Parent) -> ServiceRef + Send>;
+
 /// A child service of any type, as returned by [`Service::dependencies`].
 ///
 /// Made with `.into()` from a service value or a [`ServiceSpec`].
 pub struct Dependency {
-    create: Box<dyn FnOnce(&System, Parent) -> ServiceRef + Send>,
+    create: CreateFn,
     label: &'static str,
 }
 
