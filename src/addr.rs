@@ -70,6 +70,11 @@ macro_rules! lifecycle_methods {
             self.core().is_closed()
         }
 
+        /// The service's diagnostic flags.
+        pub fn diag(&self) -> &crate::diag::Diag {
+            &self.core().diag
+        }
+
         /// How many user messages this service could not deliver (dead letters).
         pub fn dead_letters(&self) -> u64 {
             self.core().dead_letter_count()

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Level;
 use uuid::Uuid;
 
+use crate::diag::Diag;
 use crate::error::{CrashReason, Error};
 use crate::handler::BoxEnvelope;
 use crate::mailbox::{Control, ControlLane, Reply, UserLane};
@@ -51,6 +52,7 @@ pub(crate) struct Core {
     pub(crate) parent: Option<Weak<dyn AnyCell>>,
     pub(crate) system: Weak<SystemInner>,
     pub(crate) control: ControlLane,
+    pub(crate) diag: Diag,
     state: watch::Sender<ServiceState>,
     restart_count: AtomicU32,
     crash_reason: Mutex<Option<CrashReason>>,
@@ -93,6 +95,7 @@ impl Core {
             parent,
             system: init.system,
             control: ControlLane::new(),
+            diag: Diag::default(),
             state: watch::Sender::new(ServiceState::Init),
             restart_count: AtomicU32::new(0),
             crash_reason: Mutex::new(None),

@@ -15,13 +15,17 @@ use tracing::Instrument;
 
 use crate::addr::{Addr, ServiceRef};
 use crate::cell::Core;
+use crate::diag::Diag;
 use crate::error::{BoxError, CrashReason, Error};
+use crate::handler::Handler;
 use crate::log::Log;
 use crate::mailbox::Control;
 use crate::runner::{self, Parent};
 use crate::service::Service;
 use crate::spec::IntoServiceSpec;
 use crate::system::System;
+use crate::time::Timer;
+use crate::wait::{StopSignal, Ticks, WaitError};
 
 /// Where the service is in its own lifecycle, as the context sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,7 @@ pub struct Context<A: Service> {
     pub(crate) children: Vec<ServiceRef>,
     pub(crate) token: CancellationToken,
     pub(crate) tasks: Tasks,
+    pub(crate) exits: Exits,
     pub(crate) phase: Phase,
 }
 
@@ -65,6 +70,7 @@ impl<A: Service> Context<A> {
             children: Vec::new(),
             token,
             tasks: Tasks::default(),
+            exits: Exits::default(),
             phase: Phase::Idle,
         }
     }
@@ -108,17 +114,143 @@ impl<A: Service> Context<A> {
         self.token.is_cancelled()
     }
 
-    /// A cloneable handle on this run's stop signal, for background tasks.
+    /// A cloneable handle on this run's stop signal, for background tasks: the same sleeps
+    /// and waits as the context.
     pub fn stop_signal(&self) -> StopSignal {
-        StopSignal {
-            token: self.token.clone(),
-        }
+        StopSignal::new(self.token.clone())
     }
 
-    /// Sleeps for `duration`, or less if the service is told to stop or crashes.
-    /// Returns `true` if it slept the whole time, `false` if the stop cut it short.
-    pub async fn sleep(&self, duration: Duration) -> bool {
+    /// Sleeps for `duration` (a [`Duration`] or a [`Seconds`](crate::Seconds)), or less if
+    /// the service is told to stop or crashes. Returns `true` if it slept the whole time,
+    /// `false` if the stop cut it short (Mode's `sleep` wakes on stop only; this also wakes on
+    /// a crash).
+    pub async fn sleep(&self, duration: impl Into<Duration>) -> bool {
         self.stop_signal().sleep(duration).await
+    }
+
+    /// Runs `fut` until it completes or the service stops (then `fut` is dropped).
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`].
+    pub async fn wait<F: Future>(&self, fut: F) -> Result<F::Output, WaitError> {
+        self.stop_signal().wait(fut).await
+    }
+
+    /// [`wait`](Self::wait) with a timeout, kept apart from the stop.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`] or [`WaitError::Timeout`].
+    pub async fn wait_timeout<F: Future>(
+        &self,
+        fut: F,
+        timeout: impl Into<Duration>,
+    ) -> Result<F::Output, WaitError> {
+        self.stop_signal().wait_timeout(fut, timeout).await
+    }
+
+    /// The first of `futs` to complete (index and output), unless the service stops first.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`], or [`WaitError::Empty`] for no futures.
+    pub async fn wait_first<I>(
+        &self,
+        futs: I,
+    ) -> Result<(usize, <I::Item as Future>::Output), WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        self.stop_signal().wait_first(futs).await
+    }
+
+    /// All of `futs`, in order, unless the service stops first.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`].
+    pub async fn wait_many<I>(&self, futs: I) -> Result<Vec<<I::Item as Future>::Output>, WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        self.stop_signal().wait_many(futs).await
+    }
+
+    /// Runs `fut` until it completes or the service stops; `true` if the service stopped
+    /// first.
+    pub async fn wait_for_stopped<F: Future>(&self, fut: F) -> bool {
+        self.stop_signal().wait_for_stopped(fut).await
+    }
+
+    /// Drift-corrected ticks every `interval` (Mode's `itertimer`), ending when the service
+    /// stops; the first tick comes one full interval from now. See [`Timer`].
+    pub fn itertimer(&self, interval: impl Into<Duration>) -> Ticks {
+        let timer = Timer::new(interval).name(self.core().prefix.to_string());
+        Ticks::new(timer, self.stop_signal())
+    }
+
+    /// Runs `f` every `interval` as a background task (Mode's `@timer`), on the
+    /// drift-corrected schedule of [`itertimer`](Self::itertimer), until the service stops. A
+    /// run that returns `Err` or panics crashes the service.
+    pub fn timer<F, Fut>(&mut self, interval: impl Into<Duration>, mut f: F)
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: TaskOutput,
+    {
+        let interval = interval.into();
+        let mut ticks = self.itertimer(interval);
+        let name = format!("{}.timer({interval:?})", self.core().label);
+        self.spawn_named(name, async move {
+            while ticks.next().await.is_some() {
+                f().await.into_task_result()?;
+            }
+            Ok::<(), BoxError>(())
+        });
+    }
+
+    /// Sends this service the message `make()` every `interval`, on the drift-corrected
+    /// schedule: periodic work that needs `&mut self` goes through the mailbox like any other
+    /// message. Ends when the service stops.
+    pub fn tell_every<M, F>(&mut self, interval: impl Into<Duration>, mut make: F)
+    where
+        A: Handler<M>,
+        M: Send + 'static,
+        F: FnMut() -> M + Send + 'static,
+    {
+        let interval = interval.into();
+        let mut ticks = self.itertimer(interval);
+        let me = self.addr.downgrade();
+        let name = format!("{}.tell_every({interval:?})", self.core().label);
+        self.spawn_named(name, async move {
+            while ticks.next().await.is_some() {
+                let Some(me) = me.upgrade() else { return };
+                if me.tell(make()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Keeps `guard` until this run of the service stops, then drops it (Mode's
+    /// `add_context`). Guards are dropped in reverse order of adding, after the background
+    /// tasks are joined and before `on_shutdown`; also when the service crashes.
+    pub fn add_context<G: Send + 'static>(&mut self, guard: G) {
+        self.exits.push(Exit::Guard(Box::new(guard)));
+    }
+
+    /// Runs `cleanup` when this run of the service stops (Mode's `add_async_context`), in
+    /// reverse order of adding, together with the guards of [`add_context`](Self::add_context),
+    /// bounded by the shutdown timeout; also when the service crashes.
+    pub fn add_async_context<F>(&mut self, cleanup: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.exits.push(Exit::Async(Box::pin(cleanup)));
+    }
+
+    /// This service's diagnostic flags.
+    pub fn diag(&self) -> &Diag {
+        &self.core().diag
     }
 
     /// Asks this service to stop for good, after the current hook or handler returns. Use this
@@ -244,13 +376,14 @@ impl<A: Service> Context<A> {
         }
     }
 
-    /// The names of this service's background tasks that are still running.
+    /// The names of this service's background tasks that are still running (or waiting to be
+    /// launched by the start sequence).
     pub fn task_names(&self) -> Vec<String> {
-        self.tasks
-            .running
-            .iter()
-            .filter(|(_, h)| !h.is_finished())
-            .map(|(n, _)| n.to_string())
+        let running = self.tasks.running.iter().filter(|(_, h)| !h.is_finished());
+        running
+            .map(|(n, _)| n)
+            .chain(self.tasks.pending.iter().map(|(n, _)| n))
+            .map(|n| n.to_string())
             .collect()
     }
 
@@ -277,6 +410,42 @@ impl TaskOutput for () {
 impl<E: Into<BoxError> + Send + 'static> TaskOutput for Result<(), E> {
     fn into_task_result(self) -> Result<(), BoxError> {
         self.map_err(Into::into)
+    }
+}
+
+/// What [`Context::add_context`] and [`Context::add_async_context`] keep.
+pub(crate) enum Exit {
+    Guard(Box<dyn std::any::Any + Send>),
+    Async(BoxFuture<'static, ()>),
+}
+
+/// The exit stack of one run.
+#[derive(Default)]
+pub(crate) struct Exits {
+    stack: Vec<Exit>,
+}
+
+impl Exits {
+    fn push(&mut self, exit: Exit) {
+        self.stack.push(exit);
+    }
+
+    /// Closes everything, newest first; async clean-ups share `timeout`. Returns how many
+    /// clean-ups did not finish in time.
+    pub(crate) async fn close(&mut self, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut late = 0;
+        while let Some(exit) = self.stack.pop() {
+            match exit {
+                Exit::Guard(guard) => drop(guard),
+                Exit::Async(cleanup) => {
+                    if tokio::time::timeout_at(deadline, cleanup).await.is_err() {
+                        late += 1;
+                    }
+                }
+            }
+        }
+        late
     }
 }
 
@@ -330,55 +499,5 @@ impl Tasks {
             }
         }
         stuck
-    }
-}
-
-/// A cloneable view of a service's stop signal, for its background tasks.
-///
-/// ```
-/// use modo::prelude::*;
-/// use std::time::Duration;
-///
-/// struct Ticker;
-/// impl Service for Ticker {
-///     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-///         let stop = ctx.stop_signal();
-///         ctx.spawn(async move {
-///             while stop.sleep(Duration::from_secs(1)).await {
-///                 // periodic work
-///             }
-///         });
-///         Ok(())
-///     }
-/// }
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), modo::Error> {
-/// # let system = System::new();
-/// # system.spawn(Ticker).await?;
-/// # system.shutdown().await }
-/// ```
-#[derive(Debug, Clone)]
-pub struct StopSignal {
-    token: CancellationToken,
-}
-
-impl StopSignal {
-    /// Whether the service was told to stop or crashed.
-    pub fn is_stopping(&self) -> bool {
-        self.token.is_cancelled()
-    }
-
-    /// Waits until the service is told to stop or crashes.
-    pub async fn stopped(&self) {
-        self.token.cancelled().await
-    }
-
-    /// Sleeps for `duration` or until the stop signal; `true` if it slept the whole time.
-    pub async fn sleep(&self, duration: Duration) -> bool {
-        tokio::select! {
-            biased;
-            _ = self.token.cancelled() => false,
-            _ = tokio::time::sleep(duration) => true,
-        }
     }
 }

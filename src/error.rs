@@ -76,6 +76,9 @@ pub enum Error {
         /// The operation that was refused.
         op: &'static str,
     },
+    /// A duration was written in a form [`Seconds`](crate::Seconds) does not accept.
+    #[error(transparent)]
+    InvalidSeconds(#[from] crate::time::SecondsError),
     /// The [`System`](crate::System) is shutting down and accepts no new services.
     #[error("the system is shutting down")]
     ShuttingDown,
@@ -91,7 +94,7 @@ impl Error {
             | Error::MailboxFull { label }
             | Error::HookFailed { label, .. }
             | Error::WouldDeadlock { label, .. } => Some(label),
-            Error::ShuttingDown => None,
+            Error::ShuttingDown | Error::InvalidSeconds(_) => None,
         }
     }
 

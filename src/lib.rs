@@ -58,8 +58,10 @@
 #![deny(unused_must_use)]
 
 mod addr;
+mod awaitable;
 mod cell;
 mod context;
+mod diag;
 mod error;
 mod handler;
 pub mod log;
@@ -69,9 +71,13 @@ mod service;
 mod spec;
 mod state;
 mod system;
+pub mod time;
+mod wait;
 
 pub use addr::{Addr, ServiceRef, WeakAddr};
-pub use context::{Context, StopSignal, TaskOutput};
+pub use awaitable::{FutureService, from_future};
+pub use context::{Context, TaskOutput};
+pub use diag::Diag;
 pub use error::{
     BoxError, CrashReason, Error, Hook, HookResult, SendError, SendErrorKind, SharedError,
 };
@@ -81,11 +87,14 @@ pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;
 pub use system::{DeadLetterCount, DeadLetters, System};
+pub use time::{Seconds, SecondsError};
+pub use wait::{StopSignal, Ticks, WaitError};
 
 /// What `use modo::prelude::*;` brings in: the types every service touches.
 pub mod prelude {
     pub use crate::{
         Addr, BoxError, ChildAction, Context, CrashReason, Dependency, Error, Handler, HookResult,
-        Lifecycle, Service, ServiceRef, ServiceSpec, ServiceState, System,
+        Lifecycle, Seconds, Service, ServiceRef, ServiceSpec, ServiceState, StopSignal, System,
+        WaitError,
     };
 }

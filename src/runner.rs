@@ -581,11 +581,10 @@ impl<A: Service> Runner<A> {
         if after_on_start {
             self.stop_sequence(false, None, false).await;
         } else {
+            let timeout = self.cell.core.settings.shutdown_timeout;
             self.ctx.tasks.cancel_all();
-            self.ctx
-                .tasks
-                .join_all(self.cell.core.settings.shutdown_timeout)
-                .await;
+            self.ctx.tasks.join_all(timeout).await;
+            self.ctx.exits.close(timeout).await;
         }
         self.ctx.phase = Phase::Idle;
         self.cell.core.set_state(ServiceState::Crashed);
@@ -654,6 +653,12 @@ impl<A: Service> Runner<A> {
             }
         }
         let stuck = self.ctx.tasks.join_all(timeout).await;
+        let late = self.ctx.exits.close(timeout).await;
+        if late > 0 {
+            self.ctx.log().warn(format_args!(
+                "{late} async context clean-up(s) did not finish within {timeout:?}"
+            ));
+        }
         if !stuck.is_empty() {
             let names: Vec<&str> = stuck.iter().map(|s| &**s).collect();
             let reason = self.hook_failed(
@@ -699,11 +704,10 @@ impl<A: Service> Runner<A> {
         for child in children.iter().rev() {
             let _ = child.stop().await;
         }
+        let timeout = self.cell.core.settings.shutdown_timeout;
         self.ctx.tasks.cancel_all();
-        self.ctx
-            .tasks
-            .join_all(self.cell.core.settings.shutdown_timeout)
-            .await;
+        self.ctx.tasks.join_all(timeout).await;
+        self.ctx.exits.close(timeout).await;
 
         let core = &self.cell.core;
         if !core.state().is_stopped() {
