@@ -107,7 +107,8 @@ macro_rules! lifecycle_methods {
         /// in flight returns.
         ///
         /// # Errors
-        /// [`Error::HookFailed`] if a stop hook failed (the stop still ran to the end);
+        /// [`Error::HookFailed`] if a stop hook (its own or a child's) returned an error or
+        /// timed out, [`Error::Crashed`] if one panicked; the stop still ran to the end.
         /// [`Error::WouldDeadlock`] when awaited from the service's own task.
         ///
         /// # Cancel safety
@@ -120,19 +121,16 @@ macro_rules! lifecycle_methods {
             core.check_not_self("stop")?;
             core.signal_stop();
             let res = core
-                .request("stop", |reply| Control::Stop {
+                .request_raw("stop", |reply| Control::Stop {
                     terminate: true,
                     cause: None,
                     reply: Some(reply),
                 })
                 .await;
             match res {
-                Ok(_) => Ok(()),
-                // Already gone by the time the request arrived: the goal is reached.
-                Err(Error::Stopped { .. }) | Err(Error::Crashed { .. }) if core.is_closed() => {
-                    Ok(())
-                }
-                Err(e) => Err(e),
+                Ok(answer) => answer.map(drop),
+                // Gone before it could answer: the goal is reached.
+                Err(_) => Ok(()),
             }
         }
 

@@ -88,7 +88,7 @@ where
         Ok(())
     }
 
-    fn label(&self) -> String {
-        self.label.clone()
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        self.label.clone().into()
     }
 }

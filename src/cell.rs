@@ -9,11 +9,13 @@
 //!   crash reason: a pending request on a crashed service says why.
 
 use std::any::Any;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
 use uuid::Uuid;
@@ -44,8 +46,6 @@ pub(crate) struct Core {
     pub(crate) id: Uuid,
     pub(crate) label: Arc<str>,
     pub(crate) shortlabel: Arc<str>,
-    /// `[^--Label]`: Mode's log prefix, one dash per level below the root.
-    pub(crate) prefix: Arc<str>,
     pub(crate) type_name: &'static str,
     pub(crate) depth: usize,
     pub(crate) settings: Settings,
@@ -53,7 +53,11 @@ pub(crate) struct Core {
     pub(crate) system: Weak<SystemInner>,
     pub(crate) control: ControlLane,
     pub(crate) diag: Diag,
-    state: watch::Sender<ServiceState>,
+    /// The `ServiceState`, as its index in `STATES`.
+    state: AtomicU8,
+    /// Tasks in `wait_until_stopped`: state changes notify only when there are some.
+    state_waiters: AtomicUsize,
+    state_changed: Notify,
     restart_count: AtomicU32,
     crash_reason: Mutex<Option<CrashReason>>,
     /// Cancelled as soon as a stop or crash is requested; replaced at each start.
@@ -69,8 +73,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 pub(crate) struct CoreInit {
-    pub(crate) label: String,
-    pub(crate) shortlabel: String,
+    pub(crate) label: Cow<'static, str>,
+    pub(crate) shortlabel: Cow<'static, str>,
     pub(crate) type_name: &'static str,
     pub(crate) settings: Settings,
     pub(crate) parent: Option<(Weak<dyn AnyCell>, usize)>,
@@ -83,12 +87,16 @@ impl Core {
             Some((p, parent_depth)) => (Some(p), parent_depth + 1),
             None => (None, 0),
         };
-        let prefix = format!("[^{}{}]", "-".repeat(depth), init.shortlabel);
+        let label: Arc<str> = Arc::from(init.label.as_ref());
+        let shortlabel = if init.shortlabel == init.label {
+            label.clone()
+        } else {
+            Arc::from(init.shortlabel.as_ref())
+        };
         Core {
             id: Uuid::new_v4(),
-            label: Arc::from(init.label),
-            shortlabel: Arc::from(init.shortlabel),
-            prefix: Arc::from(prefix),
+            label,
+            shortlabel,
             type_name: init.type_name,
             depth,
             settings: init.settings,
@@ -96,7 +104,9 @@ impl Core {
             system: init.system,
             control: ControlLane::new(),
             diag: Diag::default(),
-            state: watch::Sender::new(ServiceState::Init),
+            state: AtomicU8::new(0),
+            state_waiters: AtomicUsize::new(0),
+            state_changed: Notify::new(),
             restart_count: AtomicU32::new(0),
             crash_reason: Mutex::new(None),
             stop_token: Mutex::new(CancellationToken::new()),
@@ -106,22 +116,37 @@ impl Core {
         }
     }
 
+    /// Mode's log prefix, `[^--Label]`: one dash per level below the root. Written on demand,
+    /// so a service that never logs never builds it.
+    pub(crate) fn prefix(&self) -> Prefix<'_> {
+        Prefix(self)
+    }
+
     pub(crate) fn state(&self) -> ServiceState {
-        *self.state.borrow()
+        STATES[usize::from(self.state.load(Ordering::Acquire))]
     }
 
     pub(crate) fn set_state(&self, s: ServiceState) {
-        self.state.send_if_modified(|cur| {
-            let changed = *cur != s;
-            *cur = s;
-            changed
-        });
+        let index = STATES.iter().position(|x| *x == s).unwrap_or(0) as u8;
+        self.state.store(index, Ordering::SeqCst);
+        if self.state_waiters.load(Ordering::SeqCst) > 0 {
+            self.state_changed.notify_waiters();
+        }
     }
 
     pub(crate) async fn wait_until_stopped(&self) {
-        let mut rx = self.state.subscribe();
-        // The sender lives in this core, which we borrow: the wait cannot fail.
-        let _ = rx.wait_for(|s| s.is_stopped()).await;
+        self.state_waiters.fetch_add(1, Ordering::SeqCst);
+        let _count = WaiterGuard(&self.state_waiters);
+        loop {
+            let changed = self.state_changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the check: a change after it is not missed.
+            changed.as_mut().enable();
+            if self.state().is_stopped() {
+                return;
+            }
+            changed.await;
+        }
     }
 
     pub(crate) fn restart_count(&self) -> u32 {
@@ -154,12 +179,14 @@ impl Core {
         lock(&self.stop_token).clone()
     }
 
-    /// A fresh stop signal for a new run; returns it.
+    /// The stop signal for a new run: a fresh one if the last run's was used.
     pub(crate) fn renew_stop_token(&self) -> CancellationToken {
-        let fresh = CancellationToken::new();
-        *lock(&self.stop_token) = fresh.clone();
         self.shutdown_set.store(false, Ordering::Release);
-        fresh
+        let mut token = lock(&self.stop_token);
+        if token.is_cancelled() {
+            *token = CancellationToken::new();
+        }
+        token.clone()
     }
 
     /// Tells the current run to stop: `should_stop()` turns true and interruptible waits end.
@@ -217,10 +244,24 @@ impl Core {
         op: &'static str,
         make: impl FnOnce(Reply) -> Control,
     ) -> Result<bool, Error> {
-        self.check_not_self(op)?;
+        self.request_raw(op, make).await.unwrap_or_else(Err)
+    }
+
+    /// [`request`](Self::request), telling an answer (inner result) apart from an actor that
+    /// was gone before it could answer (outer `Err`, with [`gone_error`](Self::gone_error)).
+    pub(crate) async fn request_raw(
+        &self,
+        op: &'static str,
+        make: impl FnOnce(Reply) -> Control,
+    ) -> Result<Result<bool, Error>, Error> {
+        if let Err(e) = self.check_not_self(op) {
+            return Ok(Err(e));
+        }
         let (tx, rx) = oneshot::channel();
-        self.send_control(make(tx))?;
-        rx.await.unwrap_or_else(|_| Err(self.gone_error()))
+        if self.control.send(make(tx)).is_err() {
+            return Err(self.gone_error());
+        }
+        rx.await.map_err(|_| self.gone_error())
     }
 
     /// Requests a crash: the stop signal fires at once, the actor handles the rest.
@@ -244,7 +285,7 @@ impl Core {
             id = %self.id,
             count = n,
             "{}: {} undelivered message(s) moved to dead letters",
-            self.prefix,
+            self.prefix(),
             n
         );
     }
@@ -255,6 +296,38 @@ impl Core {
 
     pub(crate) fn parent(&self) -> Option<Arc<dyn AnyCell>> {
         self.parent.as_ref().and_then(Weak::upgrade)
+    }
+}
+
+/// The states in the order of their index in `Core::state`.
+const STATES: [ServiceState; 6] = [
+    ServiceState::Init,
+    ServiceState::Starting,
+    ServiceState::Running,
+    ServiceState::Stopping,
+    ServiceState::Shutdown,
+    ServiceState::Crashed,
+];
+
+/// Decrements the waiter count when a wait ends or is dropped.
+struct WaiterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Displays `[^--Label]`.
+pub(crate) struct Prefix<'a>(&'a Core);
+
+impl fmt::Display for Prefix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[^")?;
+        for _ in 0..self.0.depth {
+            f.write_str("-")?;
+        }
+        write!(f, "{}]", self.0.shortlabel)
     }
 }
 

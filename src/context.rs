@@ -184,7 +184,7 @@ impl<A: Service> Context<A> {
     /// Drift-corrected ticks every `interval` (Mode's `itertimer`), ending when the service
     /// stops; the first tick comes one full interval from now. See [`Timer`].
     pub fn itertimer(&self, interval: impl Into<Duration>) -> Ticks {
-        let timer = Timer::new(interval).name(self.core().prefix.to_string());
+        let timer = Timer::new(interval).name(self.core().prefix().to_string());
         Ticks::new(timer, self.stop_signal())
     }
 
@@ -362,7 +362,7 @@ impl<A: Service> Context<A> {
             if run.is_cancelled() {
                 // The run this task belonged to is already stopping: report, do not crash
                 // whatever run comes next.
-                tracing::warn!(target: "modo", "{}: task {task_name} failed while stopping: {reason}", owner.core().prefix);
+                tracing::warn!(target: "modo", "{}: task {task_name} failed while stopping: {reason}", owner.core().prefix());
             } else {
                 owner.core().crash(reason);
             }
@@ -433,6 +433,9 @@ impl Exits {
     /// Closes everything, newest first; async clean-ups share `timeout`. Returns how many
     /// clean-ups did not finish in time.
     pub(crate) async fn close(&mut self, timeout: Duration) -> usize {
+        if self.stack.is_empty() {
+            return 0;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut late = 0;
         while let Some(exit) = self.stack.pop() {
@@ -487,6 +490,9 @@ impl Tasks {
     /// Waits for the cancelled tasks to end, up to `timeout`. Returns the names of tasks
     /// still running after it.
     pub(crate) async fn join_all(&mut self, timeout: Duration) -> Vec<Arc<str>> {
+        if self.running.is_empty() {
+            return Vec::new();
+        }
         let running = std::mem::take(&mut self.running);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut stuck = Vec::new();

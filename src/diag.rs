@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use tokio::time::Instant;
 
-/// The diagnostic flags of one service. Cheap to clone; clones share the flags.
+/// The diagnostic flags of one service, shared by the service and its handles.
 ///
 /// ```
 /// use modo::prelude::*;
@@ -35,9 +35,9 @@ use tokio::time::Instant;
 /// assert!(consumer.diag().last_transition("committing").is_some());
 /// # system.shutdown().await }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Diag {
-    inner: Arc<Mutex<DiagState>>,
+    inner: Mutex<DiagState>,
 }
 
 #[derive(Default)]

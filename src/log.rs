@@ -38,7 +38,9 @@ pub struct Log<'a> {
 
 impl fmt::Debug for Log<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Log").field(&self.core.prefix).finish()
+        f.debug_tuple("Log")
+            .field(&self.core.prefix().to_string())
+            .finish()
     }
 }
 
@@ -48,13 +50,13 @@ impl<'a> Log<'a> {
     }
 
     /// The prefix, e.g. `[^--Webserver]`.
-    pub fn prefix(&self) -> &str {
-        &self.core.prefix
+    pub fn prefix(&self) -> String {
+        self.core.prefix().to_string()
     }
 
     /// Logs `msg` at `level`.
     pub fn log(&self, level: Level, msg: impl Display) {
-        event_at!(level, "{}: {}", self.core.prefix, msg);
+        event_at!(level, "{}: {}", self.core.prefix(), msg);
     }
 
     /// Logs at error level.

@@ -19,7 +19,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use crate::error::{CrashReason, Error};
@@ -96,12 +96,15 @@ impl Control {
     }
 }
 
-/// The control lane, with the count of sends that lets the actor probe it for free.
+/// The control lane, with the count of sends that lets the actor probe it for free, and a
+/// `Notify` the actor parks on (cheaper than a flume receive future, which allocates a hook
+/// each time it waits).
 pub(crate) struct ControlLane {
     tx: flume::Sender<Control>,
     rx: flume::Receiver<Control>,
     sent: AtomicUsize,
     closed: AtomicBool,
+    notify: Notify,
 }
 
 impl ControlLane {
@@ -112,6 +115,7 @@ impl ControlLane {
             rx,
             sent: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            notify: Notify::new(),
         }
     }
 
@@ -123,6 +127,8 @@ impl ControlLane {
         // The receiver lives in this struct, so the send cannot fail.
         let _ = self.tx.send(msg);
         self.sent.fetch_add(1, Ordering::Release);
+        // Stores a permit if the actor is not parked yet: the wake-up cannot be lost.
+        self.notify.notify_one();
         if self.closed.load(Ordering::SeqCst) {
             // Raced with the close: answer whatever is left (dropping replies resolves them).
             self.drain();
@@ -138,6 +144,11 @@ impl ControlLane {
 
     pub(crate) fn receiver(&self) -> &flume::Receiver<Control> {
         &self.rx
+    }
+
+    /// Completes after a control send (or at once, if one happened since the last wait).
+    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
     }
 
     #[inline]

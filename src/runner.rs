@@ -142,9 +142,9 @@ macro_rules! run_hook {
 macro_rules! run_stop_hook {
     ($self:ident, $hook:ident, $which:expr) => {{
         let timeout = $self.cell.core.settings.shutdown_timeout;
-        match tokio::time::timeout(timeout, async { run_hook!($self, $hook, $which) }).await {
-            Ok(res) => res,
-            Err(_) => Err($self.hook_failed(
+        match bounded(timeout, async { run_hook!($self, $hook, $which) }).await {
+            Some(res) => res,
+            None => Err($self.hook_failed(
                 $which,
                 SharedError::from(crate::error::BoxError::from(format!(
                     "did not return within {timeout:?}"
@@ -152,6 +152,19 @@ macro_rules! run_stop_hook {
             )),
         }
     }};
+}
+
+/// `fut` bounded by `timeout`; `None` if it ran out. The timer (and its clock read) is armed
+/// only if `fut` does not finish on its first poll, which most hooks do.
+async fn bounded<F: std::future::Future>(
+    timeout: std::time::Duration,
+    fut: F,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+        return Some(out);
+    }
+    tokio::time::timeout(timeout, fut).await.ok()
 }
 
 impl<A: Service> Runner<A> {
@@ -183,7 +196,7 @@ impl<A: Service> Runner<A> {
     async fn serve(&mut self) -> Control {
         let cell = self.cell.clone();
         let user = cell.user.receiver();
-        let control = cell.core.control.receiver();
+        let control = &cell.core.control;
         let mut handled = 0u32;
         loop {
             if let Some(ctrl) = self.take_control() {
@@ -194,10 +207,8 @@ impl<A: Service> Runner<A> {
                 Err(_) => {
                     tokio::select! {
                         biased;
-                        ctrl = control.recv_async() => {
-                            self.ctrl_seen += 1;
-                            return ctrl.unwrap_or(Control::Stop { terminate: true, cause: None, reply: None });
-                        }
+                        // Probed again at the top of the loop.
+                        _ = control.notified() => continue,
                         env = user.recv_async() => match env {
                             Ok(env) => env,
                             // Unreachable: the cell holds a sender. Treat as a stop.
@@ -256,26 +267,28 @@ impl<A: Service> Runner<A> {
         let res = match futures::poll!(fut.as_mut()) {
             Poll::Ready(res) => res,
             Poll::Pending => {
-                let control = self.cell.core.control.receiver();
+                let control = &self.cell.core.control;
                 loop {
                     tokio::select! {
                         biased;
                         res = fut.as_mut() => break res,
-                        ctrl = control.recv_async() => {
-                            self.ctrl_seen += 1;
-                            let Ok(ctrl) = ctrl else { continue };
-                            let preempt = match &ctrl {
-                                Control::Crash(reason) => Some(reason.clone()),
-                                Control::Stop { cause: Some(reason), .. } => Some(reason.clone()),
-                                _ => None,
-                            };
-                            if let Some(reason) = preempt {
-                                // Record first, so the abandoned ask reads the reason.
-                                self.cell.core.record_crash(reason);
-                                drop(fut);
-                                return Some(ctrl);
+                        _ = control.notified() => {
+                            // Take what arrived; a crash abandons the handler, the rest waits.
+                            while let Ok(ctrl) = control.receiver().try_recv() {
+                                self.ctrl_seen += 1;
+                                let preempt = match &ctrl {
+                                    Control::Crash(reason) => Some(reason.clone()),
+                                    Control::Stop { cause: Some(reason), .. } => Some(reason.clone()),
+                                    _ => None,
+                                };
+                                if let Some(reason) = preempt {
+                                    // Record first, so the abandoned ask reads the reason.
+                                    self.cell.core.record_crash(reason);
+                                    drop(fut);
+                                    return Some(ctrl);
+                                }
+                                self.deferred.push_back(ctrl);
                             }
-                            self.deferred.push_back(ctrl);
                         }
                     }
                 }
@@ -308,31 +321,56 @@ impl<A: Service> Runner<A> {
                 reply,
             } => {
                 let mut res = Ok(true);
+                let mut settle = cause.is_some();
                 if let Some(reason) = &cause {
                     self.cell.core.record_crash(reason.clone());
                 }
                 if self.ctx.phase == Phase::Running {
-                    if let Some(e) = self.stop_sequence(terminate, cause, true).await {
+                    settle = true;
+                    if let Some(e) = self.stop_sequence(terminate, cause).await {
                         res = Err(e);
                     }
-                } else if cause.is_some() {
-                    self.cell.core.set_state(ServiceState::Crashed);
                 }
                 if terminate {
-                    Flow::Exit(reply.map(|r| (r, res)))
-                } else {
-                    self.answer(reply, res)
+                    // `terminate` publishes the final state once the mailbox is closed.
+                    return Flow::Exit(reply.map(|r| (r, res)));
                 }
+                if settle {
+                    self.settle();
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(res);
+                }
+                Flow::Continue
             }
             Control::Crash(reason) => self.crash(reason).await,
             Control::Notice(notice) => self.on_notice(notice).await,
         }
     }
 
-    /// Sends `res` on `reply`; a failed start or restart means the service crashed.
+    /// Publishes the state a finished stop leaves: crashed if there is a crash reason.
+    fn settle(&self) {
+        let core = &self.cell.core;
+        let end = if core.crash_reason().is_some() {
+            ServiceState::Crashed
+        } else {
+            ServiceState::Shutdown
+        };
+        core.set_state(end);
+    }
+
+    /// Sends `res` on `reply`; a failed start or restart means the service crashed: a root
+    /// terminates (and answers once its mailbox is closed), a child waits for its parent.
     fn answer(&mut self, reply: Option<Reply>, res: Result<bool, Error>) -> Flow {
-        let flow = if res.is_err() && self.cell.core.state() == ServiceState::Crashed {
-            self.after_crash(false)
+        let crashed = res.is_err()
+            && self.ctx.phase == Phase::Idle
+            && self.cell.core.crash_reason().is_some();
+        let flow = if crashed {
+            let flow = self.after_crash(false);
+            if let Flow::Continue = flow {
+                self.settle();
+            }
+            flow
         } else {
             Flow::Continue
         };
@@ -354,13 +392,15 @@ impl<A: Service> Runner<A> {
         if self.ctx.phase == Phase::Running {
             self.ctx.log().error(format_args!("Crashed: {reason}"));
             let terminate_children = core.parent.is_none();
-            self.stop_sequence(terminate_children, Some(reason), true)
-                .await;
+            self.stop_sequence(terminate_children, Some(reason)).await;
         } else if core.state() == ServiceState::Crashed {
             return Flow::Continue;
         }
-        self.cell.core.set_state(ServiceState::Crashed);
-        self.after_crash(true)
+        let flow = self.after_crash(true);
+        if let Flow::Continue = flow {
+            self.settle();
+        }
+        flow
     }
 
     /// A crashed root terminates; a crashed child waits for its parent's decision.
@@ -497,7 +537,7 @@ impl<A: Service> Runner<A> {
             }
             core.signal_stop();
             self.ctx.log().mundane("Restarting...");
-            if let Some(e) = self.stop_sequence(false, None, false).await {
+            if let Some(e) = self.stop_sequence(false, None).await {
                 self.ctx
                     .log()
                     .warn(format_args!("Stop before restart reported: {e}"));
@@ -579,27 +619,27 @@ impl<A: Service> Runner<A> {
         core.signal_stop();
         self.ctx.log().error(format_args!("Start failed: {reason}"));
         if after_on_start {
-            self.stop_sequence(false, None, false).await;
+            self.stop_sequence(false, None).await;
         } else {
             let timeout = self.cell.core.settings.shutdown_timeout;
             self.ctx.tasks.cancel_all();
             self.ctx.tasks.join_all(timeout).await;
             self.ctx.exits.close(timeout).await;
         }
+        // The state is published by whoever decides what comes next (see `answer`).
         self.ctx.phase = Phase::Idle;
-        self.cell.core.set_state(ServiceState::Crashed);
         self.start_error(&reason)
     }
 
     /// Mode's stop order. `terminate_children`: children stop for good (else they wait to be
     /// started again). `cause`: the children are marked crashed with this reason.
-    /// `publish`: set the final state (a restart goes straight on to starting).
+    /// Leaves the state at `Stopping`: the caller publishes what comes next (a restart goes
+    /// straight on to starting, a termination publishes after closing the mailbox).
     /// Returns the first failure; every step runs regardless.
     async fn stop_sequence(
         &mut self,
         terminate_children: bool,
         cause: Option<CrashReason>,
-        publish: bool,
     ) -> Option<Error> {
         let core = &self.cell.core;
         core.signal_stop();
@@ -625,16 +665,16 @@ impl<A: Service> Runner<A> {
         for child in children.iter().rev() {
             let res = child
                 .core()
-                .request("stop", |reply| Control::Stop {
+                .request_raw("stop", |reply| Control::Stop {
                     terminate: terminate_children,
                     cause: child_cause.clone(),
                     reply: Some(reply),
                 })
                 .await;
             match res {
-                Ok(_) => {}
-                Err(e) if child.is_terminated() && !matches!(e, Error::HookFailed { .. }) => {}
-                Err(e) => {
+                // Answered, or already gone (nothing left to stop).
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
                     let reason = self.hook_failed(Hook::StopChild, Arc::new(e));
                     self.report_stop_failure(reason, &mut first);
                 }
@@ -676,15 +716,6 @@ impl<A: Service> Runner<A> {
         }
         self.ctx.log().mundane("Shutdown complete");
         self.ctx.phase = Phase::Idle;
-        if publish {
-            let core = &self.cell.core;
-            let end = if core.crash_reason().is_some() {
-                ServiceState::Crashed
-            } else {
-                ServiceState::Shutdown
-            };
-            core.set_state(end);
-        }
         first
     }
 
@@ -710,13 +741,12 @@ impl<A: Service> Runner<A> {
         self.ctx.exits.close(timeout).await;
 
         let core = &self.cell.core;
-        if !core.state().is_stopped() {
-            core.set_state(ServiceState::Shutdown);
-        }
         // Dropping left-over control requests resolves their waiters with `gone_error`.
         drop(core.control.close());
         drop(std::mem::take(&mut self.deferred));
         core.dead_lettered(self.cell.user.drain());
+        // Published only now, so whoever sees the stopped state finds the mailbox closed.
+        self.settle();
 
         if let Some(parent) = core.parent() {
             let _ = parent

@@ -1,5 +1,6 @@
 //! The [`Service`] trait: Mode's hooks and settings, run on the actor's own task.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -126,12 +127,13 @@ pub trait Service: Sized + Send + 'static {
     }
 
     /// The label used in graphs and errors. Default: the type's name without its path.
-    fn label(&self) -> String {
-        short_type_name::<Self>().to_owned()
+    /// Return `"Name".into()` or `format!(..).into()`.
+    fn label(&self) -> Cow<'static, str> {
+        Cow::Borrowed(short_type_name::<Self>())
     }
 
     /// The label used in log lines. Default: [`label`](Service::label).
-    fn shortlabel(&self) -> String {
+    fn shortlabel(&self) -> Cow<'static, str> {
         self.label()
     }
 

@@ -69,11 +69,11 @@ impl Service for Node {
             .info(format_args!("hello from depth {}", ctx.depth()));
         Ok(())
     }
-    fn label(&self) -> String {
-        self.name.to_string()
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
     }
-    fn shortlabel(&self) -> String {
-        self.short.unwrap_or(self.name).to_string()
+    fn shortlabel(&self) -> std::borrow::Cow<'static, str> {
+        self.short.unwrap_or(self.name).into()
     }
     fn mundane_level(&self) -> Level {
         self.level

@@ -122,8 +122,8 @@ impl Service for Probe {
         self.record("on_restart")
     }
 
-    fn label(&self) -> String {
-        self.name.to_string()
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
     }
 }
 
