@@ -19,7 +19,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use tokio::sync::{Notify, oneshot};
+use std::task::{Context as TaskContext, Poll};
+
+use futures::task::AtomicWaker;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::error::{CrashReason, Error};
@@ -96,15 +99,16 @@ impl Control {
     }
 }
 
-/// The control lane, with the count of sends that lets the actor probe it for free, and a
-/// `Notify` the actor parks on (cheaper than a flume receive future, which allocates a hook
-/// each time it waits).
+/// The control lane, with the count of sends that lets the actor probe it for free, and the
+/// actor's waker: a parked actor registers it once and any control send wakes it (cheaper than
+/// a flume receive future, which allocates a hook each time it waits, or a `Notify`, which
+/// takes a lock to enlist and another to leave).
 pub(crate) struct ControlLane {
     tx: flume::Sender<Control>,
     rx: flume::Receiver<Control>,
     sent: AtomicUsize,
     closed: AtomicBool,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 impl ControlLane {
@@ -115,7 +119,7 @@ impl ControlLane {
             rx,
             sent: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            notify: Notify::new(),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -126,9 +130,9 @@ impl ControlLane {
         }
         // The receiver lives in this struct, so the send cannot fail.
         let _ = self.tx.send(msg);
-        self.sent.fetch_add(1, Ordering::Release);
-        // Stores a permit if the actor is not parked yet: the wake-up cannot be lost.
-        self.notify.notify_one();
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        // The actor registers before it reads `sent`: either it sees this send, or this wakes it.
+        self.waker.wake();
         if self.closed.load(Ordering::SeqCst) {
             // Raced with the close: answer whatever is left (dropping replies resolves them).
             self.drain();
@@ -146,9 +150,17 @@ impl ControlLane {
         &self.rx
     }
 
-    /// Completes after a control send (or at once, if one happened since the last wait).
-    pub(crate) fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+    /// For the actor: `Ready` if control messages were sent beyond the `seen` it has received,
+    /// else registers to be woken by the next send.
+    pub(crate) fn poll_pending(&self, seen: usize, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.sent.load(Ordering::SeqCst) > seen {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.sent.load(Ordering::SeqCst) > seen {
+            return Poll::Ready(());
+        }
+        Poll::Pending
     }
 
     #[inline]

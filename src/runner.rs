@@ -24,6 +24,7 @@
 //!   returned always fails; what was still queued becomes dead letters.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -96,11 +97,10 @@ pub(crate) fn create<S: Service>(
         ctrl_seen: 0,
     };
     let span = crate::log::service_span(addr.core());
-    system.track(
-        CURRENT_ACTOR
-            .scope(addr.id(), runner.run())
-            .instrument(span),
-    );
+    let fut = CURRENT_ACTOR
+        .scope(addr.id(), runner.run())
+        .instrument(span);
+    system.track(fut);
     addr
 }
 
@@ -180,11 +180,13 @@ impl<A: Service> Runner<A> {
             } else {
                 self.next_control().await
             };
-            if let Flow::Exit(answer) = self.on_control(ctrl).await {
+            // Control messages are rare and their sequences run the user's hooks, whose futures
+            // can be large: boxed, they do not weigh on every idle actor's task.
+            if let Flow::Exit(answer) = Box::pin(self.on_control(ctrl)).await {
                 break answer;
             }
         };
-        self.terminate().await;
+        Box::pin(self.terminate()).await;
         if let Some((reply, res)) = answer {
             let _ = reply.send(res);
         }
@@ -205,15 +207,28 @@ impl<A: Service> Runner<A> {
             let env = match user.try_recv() {
                 Ok(env) => env,
                 Err(_) => {
-                    tokio::select! {
-                        biased;
-                        // Probed again at the top of the loop.
-                        _ = control.notified() => continue,
-                        env = user.recv_async() => match env {
-                            Ok(env) => env,
-                            // Unreachable: the cell holds a sender. Treat as a stop.
-                            Err(_) => return Control::Stop { terminate: true, cause: None, reply: None },
-                        },
+                    // Park on both lanes, control first.
+                    let seen = self.ctrl_seen;
+                    let mut recv = user.recv_async();
+                    let woke = std::future::poll_fn(|cx| {
+                        if control.poll_pending(seen, cx).is_ready() {
+                            return Poll::Ready(None);
+                        }
+                        std::pin::Pin::new(&mut recv).poll(cx).map(Some)
+                    })
+                    .await;
+                    match woke {
+                        // A control message: taken at the top of the loop.
+                        None => continue,
+                        Some(Ok(env)) => env,
+                        // Unreachable: the cell holds a sender. Treat as a stop.
+                        Some(Err(_)) => {
+                            return Control::Stop {
+                                terminate: true,
+                                cause: None,
+                                reply: None,
+                            };
+                        }
                     }
                 }
             };
@@ -236,7 +251,7 @@ impl<A: Service> Runner<A> {
             return Some(c);
         }
         let core = &self.cell.core;
-        if core.control.sent() != self.ctrl_seen
+        if core.control.sent() > self.ctrl_seen
             && let Ok(c) = core.control.receiver().try_recv()
         {
             self.ctrl_seen += 1;
@@ -247,16 +262,14 @@ impl<A: Service> Runner<A> {
 
     /// Waits for a control message (user messages stay queued).
     async fn next_control(&mut self) -> Control {
-        if let Some(c) = self.deferred.pop_front() {
-            return c;
+        loop {
+            if let Some(c) = self.take_control() {
+                return c;
+            }
+            let seen = self.ctrl_seen;
+            let control = &self.cell.core.control;
+            std::future::poll_fn(|cx| control.poll_pending(seen, cx)).await;
         }
-        let c = self.cell.core.control.receiver().recv_async().await;
-        self.ctrl_seen += 1;
-        c.unwrap_or(Control::Stop {
-            terminate: true,
-            cause: None,
-            reply: None,
-        })
     }
 
     /// Runs one user message. Returns a control message to act on at once: the crash of a
@@ -269,27 +282,35 @@ impl<A: Service> Runner<A> {
             Poll::Pending => {
                 let control = &self.cell.core.control;
                 loop {
-                    tokio::select! {
-                        biased;
-                        res = fut.as_mut() => break res,
-                        _ = control.notified() => {
-                            // Take what arrived; a crash abandons the handler, the rest waits.
-                            while let Ok(ctrl) = control.receiver().try_recv() {
-                                self.ctrl_seen += 1;
-                                let preempt = match &ctrl {
-                                    Control::Crash(reason) => Some(reason.clone()),
-                                    Control::Stop { cause: Some(reason), .. } => Some(reason.clone()),
-                                    _ => None,
-                                };
-                                if let Some(reason) = preempt {
-                                    // Record first, so the abandoned ask reads the reason.
-                                    self.cell.core.record_crash(reason);
-                                    drop(fut);
-                                    return Some(ctrl);
-                                }
-                                self.deferred.push_back(ctrl);
-                            }
+                    let seen = self.ctrl_seen;
+                    let woke = std::future::poll_fn(|cx| {
+                        if control.poll_pending(seen, cx).is_ready() {
+                            return Poll::Ready(None);
                         }
+                        fut.as_mut().poll(cx).map(Some)
+                    })
+                    .await;
+                    if let Some(res) = woke {
+                        break res;
+                    }
+                    // Take what arrived; a crash abandons the handler, the rest waits.
+                    while let Ok(ctrl) = control.receiver().try_recv() {
+                        self.ctrl_seen += 1;
+                        let preempt = match &ctrl {
+                            Control::Crash(reason) => Some(reason.clone()),
+                            Control::Stop {
+                                cause: Some(reason),
+                                ..
+                            } => Some(reason.clone()),
+                            _ => None,
+                        };
+                        if let Some(reason) = preempt {
+                            // Record first, so the abandoned ask reads the reason.
+                            self.cell.core.record_crash(reason);
+                            drop(fut);
+                            return Some(ctrl);
+                        }
+                        self.deferred.push_back(ctrl);
                     }
                 }
             }

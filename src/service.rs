@@ -177,9 +177,16 @@ pub enum ChildAction {
 
 /// `my_crate::module::Type<Param>` -> `Type`.
 pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    // Byte searches for single characters: this runs at every spawn.
     let full = std::any::type_name::<T>();
-    let base = full.split('<').next().unwrap_or(full);
-    base.rsplit("::").next().unwrap_or(base)
+    let base = match full.find('<') {
+        Some(i) => &full[..i],
+        None => full,
+    };
+    match base.rfind(':') {
+        Some(i) => &base[i + 1..],
+        None => base,
+    }
 }
 
 #[cfg(test)]
