@@ -182,11 +182,10 @@ impl<A: Service> Runner<A> {
             };
             // Control messages are rare and their sequences run the user's hooks, whose futures
             // can be large: boxed, they do not weigh on every idle actor's task.
-            if let Flow::Exit(answer) = Box::pin(self.on_control(ctrl)).await {
+            if let Flow::Exit(answer) = Box::pin(self.control_or_exit(ctrl)).await {
                 break answer;
             }
         };
-        Box::pin(self.terminate()).await;
         if let Some((reply, res)) = answer {
             let _ = reply.send(res);
         }
@@ -319,6 +318,15 @@ impl<A: Service> Runner<A> {
     }
 
     // ----- control ----------------------------------------------------------------------
+
+    /// Acts on a control message; if the actor is to end, terminates it before returning.
+    async fn control_or_exit(&mut self, ctrl: Control) -> Flow {
+        let flow = self.on_control(ctrl).await;
+        if let Flow::Exit(_) = flow {
+            self.terminate().await;
+        }
+        flow
+    }
 
     async fn on_control(&mut self, ctrl: Control) -> Flow {
         match ctrl {

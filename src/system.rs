@@ -51,7 +51,7 @@ pub struct System {
 pub(crate) struct SystemInner {
     handle: Handle,
     /// Root services by id, with their spawn order.
-    roots: DashMap<Uuid, (u64, ServiceRef)>,
+    roots: DashMap<Uuid, (u64, ServiceRef), IdHasher>,
     seq: AtomicU64,
     tracker: TaskTracker,
     shutting_down: AtomicBool,
@@ -92,7 +92,7 @@ impl System {
         System {
             inner: Arc::new(SystemInner {
                 handle,
-                roots: DashMap::new(),
+                roots: DashMap::default(),
                 seq: AtomicU64::new(0),
                 tracker: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
@@ -225,10 +225,31 @@ impl SystemInner {
     }
 }
 
+/// Hashes a v4 uuid by its random bits: no need for SipHash on keys that are random already.
+pub(crate) type IdHasher = std::hash::BuildHasherDefault<UuidBits>;
+
+/// The hasher behind [`IdHasher`].
+#[derive(Default)]
+pub(crate) struct UuidBits(u64);
+
+impl std::hash::Hasher for UuidBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
 /// Per-service counts of undelivered messages.
 #[derive(Default)]
 pub(crate) struct DeadLetterBook {
-    by_service: DashMap<Uuid, (Arc<str>, u64)>,
+    by_service: DashMap<Uuid, (Arc<str>, u64), IdHasher>,
     total: AtomicU64,
 }
 
