@@ -24,6 +24,7 @@ use crate::diag::Diag;
 use crate::error::{CrashReason, Error};
 use crate::handler::BoxEnvelope;
 use crate::mailbox::{Control, ControlLane, Reply, UserLane};
+use crate::registry::Event;
 use crate::service::Service;
 use crate::state::ServiceState;
 use crate::system::SystemInner;
@@ -49,6 +50,10 @@ pub(crate) struct Core {
     pub(crate) type_name: &'static str,
     pub(crate) depth: usize,
     pub(crate) settings: Settings,
+    /// The name it was spawned under (unique in its System), if any.
+    pub(crate) name: Option<Arc<str>>,
+    /// The System's own services (the registry) do not report to the registry.
+    pub(crate) internal: bool,
     pub(crate) parent: Option<Weak<dyn AnyCell>>,
     pub(crate) system: Weak<SystemInner>,
     pub(crate) control: ControlLane,
@@ -77,6 +82,8 @@ pub(crate) struct CoreInit {
     pub(crate) shortlabel: Cow<'static, str>,
     pub(crate) type_name: &'static str,
     pub(crate) settings: Settings,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) internal: bool,
     pub(crate) parent: Option<(Weak<dyn AnyCell>, usize)>,
     pub(crate) system: Weak<SystemInner>,
 }
@@ -100,6 +107,8 @@ impl Core {
             type_name: init.type_name,
             depth,
             settings: init.settings,
+            name: init.name,
+            internal: init.internal,
             parent,
             system: init.system,
             control: ControlLane::new(),
@@ -131,6 +140,21 @@ impl Core {
         self.state.store(index, Ordering::SeqCst);
         if self.state_waiters.load(Ordering::SeqCst) > 0 {
             self.state_changed.notify_waiters();
+        }
+        self.report(|| Event::State {
+            id: self.id,
+            state: s,
+            restart_count: self.restart_count(),
+        });
+    }
+
+    /// Reports a graph change to the registry, unless this is the registry itself.
+    pub(crate) fn report(&self, event: impl FnOnce() -> Event) {
+        if self.internal {
+            return;
+        }
+        if let Some(system) = self.system.upgrade() {
+            system.report(event());
         }
     }
 

@@ -79,6 +79,30 @@ pub enum Error {
     /// A duration was written in a form [`Seconds`](crate::Seconds) does not accept.
     #[error(transparent)]
     InvalidSeconds(#[from] crate::time::SecondsError),
+    /// Another live service already has this name.
+    #[error("the name {name:?} is taken by a running service")]
+    NameTaken {
+        /// The name.
+        name: String,
+    },
+    /// No live service has this name.
+    #[error("no service is named {name:?}{}", did_you_mean.as_ref().map(|s| format!("; did you mean {s:?}?")).unwrap_or_default())]
+    UnknownName {
+        /// The name looked up.
+        name: String,
+        /// The closest known name, if one is close.
+        did_you_mean: Option<String>,
+    },
+    /// The service with this name is of another type than the one asked for.
+    #[error("the service named {name:?} is a {actual}, not a {expected}")]
+    WrongType {
+        /// The name.
+        name: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The service's type.
+        actual: &'static str,
+    },
     /// The [`System`](crate::System) is shutting down and accepts no new services.
     #[error("the system is shutting down")]
     ShuttingDown,
@@ -94,7 +118,11 @@ impl Error {
             | Error::MailboxFull { label }
             | Error::HookFailed { label, .. }
             | Error::WouldDeadlock { label, .. } => Some(label),
-            Error::ShuttingDown | Error::InvalidSeconds(_) => None,
+            Error::ShuttingDown
+            | Error::InvalidSeconds(_)
+            | Error::NameTaken { .. }
+            | Error::UnknownName { .. }
+            | Error::WrongType { .. } => None,
         }
     }
 

@@ -66,6 +66,7 @@ mod error;
 mod handler;
 pub mod log;
 mod mailbox;
+pub mod registry;
 mod runner;
 mod service;
 mod spec;
@@ -83,6 +84,7 @@ pub use error::{
 };
 pub use handler::Handler;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use registry::{Graph, Registry};
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;

@@ -189,8 +189,13 @@ pub(crate) struct UserLane<E> {
 }
 
 impl<E> UserLane<E> {
+    /// A lane of `capacity`; `usize::MAX` means unbounded (the registry's lane).
     pub(crate) fn new(capacity: usize) -> Self {
-        let (tx, rx) = flume::bounded(capacity.max(1));
+        let (tx, rx) = if capacity == usize::MAX {
+            flume::unbounded()
+        } else {
+            flume::bounded(capacity.max(1))
+        };
         UserLane { tx, rx }
     }
 

@@ -38,6 +38,7 @@ use crate::context::{Context, Phase};
 use crate::error::{CrashReason, Error, Hook, SharedError};
 use crate::handler::BoxEnvelope;
 use crate::mailbox::{Control, Notice, Reply, UserLane};
+use crate::registry::Event;
 use crate::service::{ChildAction, Service};
 use crate::spec::{Init, ServiceSpec};
 use crate::state::ServiceState;
@@ -62,6 +63,8 @@ pub(crate) fn create<S: Service>(
     let ServiceSpec {
         init,
         mailbox_capacity,
+        name,
+        internal,
     } = spec;
     let (service, factory) = match init {
         Init::Value(s) => (s, None),
@@ -78,6 +81,8 @@ pub(crate) fn create<S: Service>(
         shortlabel: service.shortlabel(),
         type_name: std::any::type_name::<S>(),
         settings,
+        name: name.map(Arc::from),
+        internal,
         parent: parent.map(|p| (p.cell, p.depth)),
         system: system.downgrade(),
     });
@@ -86,6 +91,12 @@ pub(crate) fn create<S: Service>(
         user: UserLane::new(capacity),
     });
     let addr = Addr::from_cell(cell.clone());
+    let core = addr.core();
+    core.report(|| Event::Spawned {
+        service: addr.service_ref(),
+        parent: core.parent().map(|p| p.core().id),
+        name: core.name.as_deref().map(str::to_owned),
+    });
     let runner = Runner {
         actor: service,
         ctx: Context::new(addr.clone(), system.clone()),
@@ -597,6 +608,14 @@ impl<A: Service> Runner<A> {
         self.ctx.phase = Phase::Starting;
 
         if !self.deps_added {
+            if let Some(name) = &self.cell.core.name {
+                let me = self.ctx.myself().service_ref();
+                if let Err(e) = self.ctx.system().claim_name(name, me) {
+                    return Err(self
+                        .fail_start(CrashReason::Error(Arc::new(e)), false)
+                        .await);
+                }
+            }
             self.deps_added = true;
             match std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.dependencies())) {
                 Ok(deps) => {
@@ -777,6 +796,10 @@ impl<A: Service> Runner<A> {
         // Published only now, so whoever sees the stopped state finds the mailbox closed.
         self.settle();
 
+        if let Some(name) = &core.name {
+            self.ctx.system().release_name(name, core.id);
+        }
+        core.report(|| Event::Removed { id: core.id });
         if let Some(parent) = core.parent() {
             let _ = parent
                 .core()

@@ -40,6 +40,8 @@ pub(crate) enum Init<S> {
 pub struct ServiceSpec<S: Service> {
     pub(crate) init: Init<S>,
     pub(crate) mailbox_capacity: Option<usize>,
+    pub(crate) name: Option<String>,
+    pub(crate) internal: bool,
 }
 
 impl<S: Service> ServiceSpec<S> {
@@ -48,6 +50,8 @@ impl<S: Service> ServiceSpec<S> {
         ServiceSpec {
             init: Init::Value(service),
             mailbox_capacity: None,
+            name: None,
+            internal: false,
         }
     }
 
@@ -57,12 +61,29 @@ impl<S: Service> ServiceSpec<S> {
         ServiceSpec {
             init: Init::Factory(Box::new(factory)),
             mailbox_capacity: None,
+            name: None,
+            internal: false,
         }
     }
 
     /// Overrides [`Service::mailbox_capacity`] for this spawn (at least 1).
     pub fn mailbox_capacity(mut self, capacity: usize) -> Self {
         self.mailbox_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Registers the service under `name`, unique in its [`System`]: find it again with
+    /// [`System::lookup`]. Spawning a second live service with a taken name fails with
+    /// [`Error::NameTaken`](crate::Error::NameTaken); the name is freed when the service
+    /// stops for good.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Marks one of the System's own services: it does not report to the registry.
+    pub(crate) fn internal(mut self) -> Self {
+        self.internal = true;
         self
     }
 }
@@ -73,6 +94,7 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
             .field("service", &crate::service::short_type_name::<S>())
             .field("factory", &matches!(self.init, Init::Factory(_)))
             .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("name", &self.name)
             .finish()
     }
 }

@@ -23,8 +23,11 @@ use uuid::Uuid;
 use crate::addr::{Addr, ServiceRef};
 use crate::cell::{CURRENT_ACTOR, Core};
 use crate::error::Error;
+use crate::mailbox::Lifecycle;
+use crate::registry::{Event, Registry};
 use crate::runner;
-use crate::spec::IntoServiceSpec;
+use crate::service::Service;
+use crate::spec::{IntoServiceSpec, ServiceSpec};
 
 /// The runtime handle: spawns services, shuts them down. Cheap to clone.
 ///
@@ -57,6 +60,10 @@ pub(crate) struct SystemInner {
     shutting_down: AtomicBool,
     shutdown: OnceCell<Result<(), Error>>,
     pub(crate) dead_letters: DeadLetterBook,
+    /// Named services, for `lookup` without a trip through the registry's mailbox.
+    names: DashMap<Arc<str>, ServiceRef>,
+    /// Set once, right after the System is built.
+    registry: std::sync::OnceLock<Addr<Registry>>,
 }
 
 impl fmt::Debug for System {
@@ -87,9 +94,9 @@ impl System {
         System::with_handle(Handle::current())
     }
 
-    /// A system whose actors run on the runtime behind `handle`.
+    /// A system whose actors run on the runtime behind `handle`. Starts its registry.
     pub fn with_handle(handle: Handle) -> Self {
-        System {
+        let system = System {
             inner: Arc::new(SystemInner {
                 handle,
                 roots: DashMap::default(),
@@ -98,8 +105,60 @@ impl System {
                 shutting_down: AtomicBool::new(false),
                 shutdown: OnceCell::new(),
                 dead_letters: DeadLetterBook::default(),
+                names: DashMap::new(),
+                registry: std::sync::OnceLock::new(),
+            }),
+        };
+        let spec = ServiceSpec::new(Registry::default()).internal();
+        let registry = runner::create(&system, spec, None);
+        // Its start needs no answer: events queued before it starts wait in its mailbox.
+        let _ = registry.send_lifecycle(Lifecycle::Start);
+        let _ = system.inner.registry.set(registry);
+        system
+    }
+
+    /// The address of this System's registry actor, which keeps the live service graph.
+    pub fn registry(&self) -> &Addr<Registry> {
+        self.inner
+            .registry
+            .get()
+            .expect("the registry is set in System::with_handle")
+    }
+
+    /// The service spawned under `name` (see [`ServiceSpec::name`]), read from a concurrent
+    /// map, not through the registry's mailbox.
+    ///
+    /// # Errors
+    /// [`Error::UnknownName`] (with the closest known name, if one is close) or
+    /// [`Error::WrongType`].
+    pub fn lookup<A: Service>(&self, name: &str) -> Result<Addr<A>, Error> {
+        match self.inner.names.get(name) {
+            Some(service) => service.downcast::<A>().ok_or_else(|| Error::WrongType {
+                name: name.to_owned(),
+                expected: std::any::type_name::<A>(),
+                actual: service.type_name(),
+            }),
+            None => Err(Error::UnknownName {
+                name: name.to_owned(),
+                did_you_mean: closest(name, self.inner.names.iter().map(|e| e.key().clone())),
             }),
         }
+    }
+
+    pub(crate) fn claim_name(&self, name: &Arc<str>, service: ServiceRef) -> Result<(), Error> {
+        match self.inner.names.entry(name.clone()) {
+            dashmap::Entry::Occupied(_) => Err(Error::NameTaken {
+                name: name.to_string(),
+            }),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(service);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn release_name(&self, name: &str, id: Uuid) {
+        self.inner.names.remove_if(name, |_, s| s.id() == id);
     }
 
     pub(crate) fn downgrade(&self) -> Weak<SystemInner> {
@@ -147,9 +206,11 @@ impl System {
         roots.into_iter().map(|(_, r)| r).collect()
     }
 
-    /// How many actor tasks are still running (roots and children).
+    /// How many services' tasks are still running (roots and children; the registry is not
+    /// counted).
     pub fn live_actors(&self) -> usize {
-        self.inner.tracker.len()
+        let registry = usize::from(!self.registry().is_terminated());
+        self.inner.tracker.len().saturating_sub(registry)
     }
 
     /// Whether [`shutdown`](Self::shutdown) has begun.
@@ -195,6 +256,10 @@ impl System {
                         inner.roots.remove(&root.id());
                     }
                 }
+                // The registry goes last: it saw every service leave.
+                if let Err(e) = self.registry().stop().await {
+                    first.get_or_insert(e);
+                }
                 inner.tracker.close();
                 inner.tracker.wait().await;
                 first.map_or(Ok(()), Err)
@@ -222,6 +287,66 @@ impl System {
 impl SystemInner {
     pub(crate) fn forget_root(&self, id: Uuid) {
         self.roots.remove(&id);
+    }
+
+    pub(crate) fn report(&self, event: Event) {
+        if let Some(registry) = self.registry.get() {
+            registry.deliver(event);
+        }
+    }
+}
+
+/// The known name closest to `name` by edit distance, if it is close (at most a third of
+/// the longer name's length, rounded up).
+fn closest(name: &str, known: impl Iterator<Item = Arc<str>>) -> Option<String> {
+    known
+        .map(|k| (edit_distance(name, &k), k))
+        .filter(|(d, k)| *d <= name.chars().count().max(k.chars().count()).div_ceil(3))
+        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))
+        .map(|(_, k)| k.to_string())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diag
+            } else {
+                1 + diag.min(above).min(row[j])
+            };
+            diag = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distances() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "ab"), 2);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn closest_names() {
+        let known = || {
+            ["webserver", "websockets", "cache"]
+                .map(Arc::from)
+                .into_iter()
+        };
+        assert_eq!(closest("webservr", known()).as_deref(), Some("webserver"));
+        assert_eq!(closest("cahce", known()).as_deref(), Some("cache"));
+        assert_eq!(closest("database", known()), None);
     }
 }
 
