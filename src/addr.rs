@@ -103,6 +103,11 @@ macro_rules! lifecycle_methods {
         /// children stopped, its tasks ended, its mailbox closed. Messages still queued become
         /// dead letters; later sends fail. Stopping a stopped service does nothing.
         ///
+        /// A running child stopped this way (by anyone but its parent) is put to its parent
+        /// once stopped ([`Service::on_child_stopped`](crate::Service::on_child_stopped)): by
+        /// default it then terminates as above, but a supervisor restarts a permanent child,
+        /// as in OTP; use the supervisor's `discard` to remove one for good.
+        ///
         /// The stop is served before any queued user message: it begins as soon as the handler
         /// in flight returns.
         ///
@@ -120,11 +125,15 @@ macro_rules! lifecycle_methods {
             }
             core.check_not_self("stop")?;
             core.signal_stop();
+            // A parent stopping its own child decides for itself; anyone else's stop of a
+            // child is put to the parent (a supervisor restarts a permanent child).
+            let ask_parent = !core.called_from_parent();
             let res = core
                 .request_raw("stop", |reply| Control::Stop {
                     terminate: true,
                     cause: None,
                     reply: Some(reply),
+                    ask_parent,
                 })
                 .await;
             match res {
@@ -169,6 +178,30 @@ macro_rules! lifecycle_methods {
         /// Cancel safe.
         pub async fn wait_until_stopped(&self) {
             self.core().wait_until_stopped().await
+        }
+
+        /// Waits until `pred` holds for this service; it is checked now and at every state
+        /// change (a restart count changes with the state, so `restart_count()` can be waited
+        /// for too).
+        ///
+        /// # Cancel safety
+        /// Cancel safe.
+        pub async fn wait_until(&self, mut pred: impl FnMut(&Self) -> bool) {
+            self.core().wait_until(|| pred(self)).await
+        }
+
+        /// Waits until the service is running; `Err` if it stopped for good instead.
+        ///
+        /// # Errors
+        /// [`Error::Stopped`] or [`Error::Crashed`] if it terminated.
+        pub async fn wait_until_running(&self) -> Result<(), Error> {
+            self.wait_until(|s| s.state() == ServiceState::Running || s.is_terminated())
+                .await;
+            if self.state() == ServiceState::Running {
+                Ok(())
+            } else {
+                Err(self.core().gone_error())
+            }
         }
 
         /// Sends a [`Lifecycle`] request on the control lane without waiting for it.

@@ -138,14 +138,15 @@ impl Core {
     pub(crate) fn set_state(&self, s: ServiceState) {
         let index = STATES.iter().position(|x| *x == s).unwrap_or(0) as u8;
         self.state.store(index, Ordering::SeqCst);
-        if self.state_waiters.load(Ordering::SeqCst) > 0 {
-            self.state_changed.notify_waiters();
-        }
+        // Reported before waiters wake, so one who saw the state finds the registry told.
         self.report(|| Event::State {
             id: self.id,
             state: s,
             restart_count: self.restart_count(),
         });
+        if self.state_waiters.load(Ordering::SeqCst) > 0 {
+            self.state_changed.notify_waiters();
+        }
     }
 
     /// Reports a graph change to the registry, unless this is the registry itself.
@@ -159,6 +160,11 @@ impl Core {
     }
 
     pub(crate) async fn wait_until_stopped(&self) {
+        self.wait_until(|| self.state().is_stopped()).await
+    }
+
+    /// Waits until `pred` holds, checking it at every state change.
+    pub(crate) async fn wait_until(&self, mut pred: impl FnMut() -> bool) {
         self.state_waiters.fetch_add(1, Ordering::SeqCst);
         let _count = WaiterGuard(&self.state_waiters);
         loop {
@@ -166,7 +172,7 @@ impl Core {
             let mut changed = std::pin::pin!(changed);
             // Registered before the check: a change after it is not missed.
             changed.as_mut().enable();
-            if self.state().is_stopped() {
+            if pred() {
                 return;
             }
             changed.await;
@@ -255,6 +261,17 @@ impl Core {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Whether the calling task is this service's parent's own task.
+    pub(crate) fn called_from_parent(&self) -> bool {
+        let Some(parent) = self.parent() else {
+            return false;
+        };
+        let parent_id = parent.core().id;
+        CURRENT_ACTOR
+            .try_with(|id| *id == parent_id)
+            .unwrap_or(false)
     }
 
     /// Sends a control message without waiting for an answer.

@@ -262,6 +262,7 @@ impl<A: Service> Context<A> {
             terminate: true,
             cause: None,
             reply: None,
+            ask_parent: true,
         });
     }
 
@@ -349,12 +350,17 @@ impl<A: Service> Context<A> {
         let name: Arc<str> = Arc::from(name.into());
         let owner = self.addr.downgrade();
         let task_name = name.clone();
+        let label = self.core().label.clone();
         let run = self.token.clone();
         let wrapped = async move {
             let reason = match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(out) => match out.into_task_result() {
                     Ok(()) => return,
-                    Err(e) => CrashReason::Error(Arc::from(e)),
+                    Err(e) => CrashReason::Error(Arc::new(Error::TaskFailed {
+                        label: label.clone(),
+                        task: task_name.clone(),
+                        source: Arc::from(e),
+                    })),
                 },
                 Err(panic) => CrashReason::from_panic(panic, format!("task {task_name}")),
             };
@@ -372,17 +378,18 @@ impl<A: Service> Context<A> {
         if self.phase == Phase::Running {
             self.tasks.launch(name, fut);
         } else {
-            self.tasks.pending.push((name, fut));
+            self.tasks.pending().push((name, fut));
         }
     }
 
     /// The names of this service's background tasks that are still running (or waiting to be
     /// launched by the start sequence).
     pub fn task_names(&self) -> Vec<String> {
+        let pending = self.tasks.pending.lock().unwrap_or_else(|e| e.into_inner());
         let running = self.tasks.running.iter().filter(|(_, h)| !h.is_finished());
         running
             .map(|(n, _)| n)
-            .chain(self.tasks.pending.iter().map(|(n, _)| n))
+            .chain(pending.iter().map(|(n, _)| n))
             .map(|n| n.to_string())
             .collect()
     }
@@ -419,26 +426,31 @@ pub(crate) enum Exit {
     Async(BoxFuture<'static, ()>),
 }
 
-/// The exit stack of one run.
+/// The exit stack of one run. Behind a mutex only so that `Context` is `Sync` (a hook may
+/// hold `&Context` across an await); every access has `&mut`, so it never blocks.
 #[derive(Default)]
 pub(crate) struct Exits {
-    stack: Vec<Exit>,
+    stack: std::sync::Mutex<Vec<Exit>>,
 }
 
 impl Exits {
+    fn stack(&mut self) -> &mut Vec<Exit> {
+        self.stack.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn push(&mut self, exit: Exit) {
-        self.stack.push(exit);
+        self.stack().push(exit);
     }
 
     /// Closes everything, newest first; async clean-ups share `timeout`. Returns how many
     /// clean-ups did not finish in time.
     pub(crate) async fn close(&mut self, timeout: Duration) -> usize {
-        if self.stack.is_empty() {
+        if self.stack().is_empty() {
             return 0;
         }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut late = 0;
-        while let Some(exit) = self.stack.pop() {
+        while let Some(exit) = self.stack().pop() {
             match exit {
                 Exit::Guard(guard) => drop(guard),
                 Exit::Async(cleanup) => {
@@ -455,7 +467,8 @@ impl Exits {
 /// The background tasks of one service.
 #[derive(Default)]
 pub(crate) struct Tasks {
-    pending: Vec<(Arc<str>, BoxFuture<'static, ()>)>,
+    /// Behind a mutex only so that `Context` is `Sync`; accessed with `&mut`, never blocks.
+    pending: std::sync::Mutex<Vec<(Arc<str>, BoxFuture<'static, ()>)>>,
     running: Vec<(Arc<str>, JoinHandle<()>)>,
     added: usize,
 }
@@ -473,15 +486,19 @@ impl Tasks {
     }
 
     /// Launches the tasks added during the start sequence, in the order added.
+    fn pending(&mut self) -> &mut Vec<(Arc<str>, BoxFuture<'static, ()>)> {
+        self.pending.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn launch_pending(&mut self) {
-        for (name, fut) in std::mem::take(&mut self.pending) {
+        for (name, fut) in std::mem::take(self.pending()) {
             self.launch(name, fut);
         }
     }
 
     /// Cancels every task, newest first. Tasks never launched are dropped.
     pub(crate) fn cancel_all(&mut self) {
-        self.pending.clear();
+        self.pending().clear();
         for (_, handle) in self.running.iter().rev() {
             handle.abort();
         }

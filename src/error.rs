@@ -65,6 +65,17 @@ pub enum Error {
         #[source]
         source: SharedError,
     },
+    /// A background task of the service returned an error (it crashes the service).
+    #[error("task {task} of {label} failed: {source}")]
+    TaskFailed {
+        /// The service's label.
+        label: Arc<str>,
+        /// The task's name.
+        task: Arc<str>,
+        /// The error it returned.
+        #[source]
+        source: SharedError,
+    },
     /// The operation would wait on the calling service's own task, which can never answer
     /// (for example `ctx.myself().stop().await` inside a handler).
     #[error(
@@ -79,6 +90,22 @@ pub enum Error {
     /// A duration was written in a form [`Seconds`](crate::Seconds) does not accept.
     #[error(transparent)]
     InvalidSeconds(#[from] crate::time::SecondsError),
+    /// A supervisor restarted its children more than its intensity allows (more than
+    /// `max_restarts` within `over`), stopped them and crashed itself with this error, which
+    /// its own supervisor then handles.
+    #[error(
+        "{label} restarted children {restarts} times within {within:?} (at most {max_restarts} allowed)"
+    )]
+    MaxRestartsExceeded {
+        /// The supervisor's label.
+        label: Arc<str>,
+        /// Restarts counted in the window, this one included.
+        restarts: u32,
+        /// The allowed number.
+        max_restarts: u32,
+        /// The window.
+        within: Duration,
+    },
     /// Another live service already has this name.
     #[error("the name {name:?} is taken by a running service")]
     NameTaken {
@@ -117,7 +144,9 @@ impl Error {
             | Error::Crashed { label, .. }
             | Error::MailboxFull { label }
             | Error::HookFailed { label, .. }
-            | Error::WouldDeadlock { label, .. } => Some(label),
+            | Error::WouldDeadlock { label, .. }
+            | Error::MaxRestartsExceeded { label, .. }
+            | Error::TaskFailed { label, .. } => Some(label),
             Error::ShuttingDown
             | Error::InvalidSeconds(_)
             | Error::NameTaken { .. }

@@ -71,6 +71,7 @@ mod runner;
 mod service;
 mod spec;
 mod state;
+pub mod supervisor;
 mod system;
 pub mod time;
 mod wait;
@@ -88,6 +89,7 @@ pub use registry::{Graph, Registry};
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;
+pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
 pub use time::{Seconds, SecondsError};
 pub use wait::{StopSignal, Ticks, WaitError};
@@ -96,7 +98,7 @@ pub use wait::{StopSignal, Ticks, WaitError};
 pub mod prelude {
     pub use crate::{
         Addr, BoxError, ChildAction, Context, CrashReason, Dependency, Error, Handler, HookResult,
-        Lifecycle, Seconds, Service, ServiceRef, ServiceSpec, ServiceState, StopSignal, System,
-        WaitError,
+        Lifecycle, Seconds, Service, ServiceRef, ServiceSpec, ServiceState, StopSignal, Strategy,
+        Supervisor, System, WaitError,
     };
 }

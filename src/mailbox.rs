@@ -67,6 +67,9 @@ pub(crate) enum Control {
         /// Set when the stop is part of a parent's crash: the child is marked crashed too.
         cause: Option<CrashReason>,
         reply: Option<Reply>,
+        /// A running child stopped by anyone but its parent lets the parent decide what
+        /// happens next (a supervisor restarts a permanent child) before it terminates.
+        ask_parent: bool,
     },
     Crash(CrashReason),
     Restart {
@@ -79,9 +82,11 @@ pub(crate) enum Control {
 #[derive(Debug)]
 pub(crate) enum Notice {
     /// A child stopped for good (its parent drops it from its children).
-    ChildExited { id: Uuid },
+    Exited { child: Uuid },
     /// A child crashed and waits for its parent's decision.
-    ChildCrashed { id: Uuid, reason: CrashReason },
+    Crashed { child: Uuid, reason: CrashReason },
+    /// A running child was stopped (not by its parent) and waits for its parent's decision.
+    Stopped { child: Uuid },
 }
 
 impl Control {
@@ -92,6 +97,7 @@ impl Control {
                 terminate: true,
                 cause: None,
                 reply,
+                ask_parent: true,
             },
             Lifecycle::Crash(reason) => Control::Crash(reason),
             Lifecycle::Restart => Control::Restart { reply },

@@ -68,7 +68,7 @@ pub(crate) fn create<S: Service>(
     } = spec;
     let (service, factory) = match init {
         Init::Value(s) => (s, None),
-        Init::Factory(mut f) => (f(), Some(f)),
+        Init::Factory(mut f) => (f(0), Some(f)),
     };
     let settings = Settings {
         mundane_level: service.mundane_level(),
@@ -106,6 +106,7 @@ pub(crate) fn create<S: Service>(
         first_start_done: false,
         deferred: VecDeque::new(),
         ctrl_seen: 0,
+        held_stops: Vec::new(),
     };
     let span = crate::log::service_span(addr.core());
     let fut = CURRENT_ACTOR
@@ -126,13 +127,15 @@ struct Runner<A: Service> {
     actor: A,
     ctx: Context<A>,
     cell: Arc<Cell<A>>,
-    factory: Option<Box<dyn FnMut() -> A + Send>>,
+    factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
     deps_added: bool,
     first_start_done: bool,
     /// Control messages taken off the lane while a handler was in flight, in arrival order.
     deferred: VecDeque<Control>,
     /// Control messages received so far; compared with the lane's send count.
     ctrl_seen: usize,
+    /// Stops waiting for the parent's decision (see `Notice::Stopped`), with their result.
+    held_stops: Vec<(Reply, Result<bool, Error>)>,
 }
 
 /// Runs a hook with panic capture: `Err` carries the crash reason.
@@ -200,6 +203,7 @@ impl<A: Service> Runner<A> {
         if let Some((reply, res)) = answer {
             let _ = reply.send(res);
         }
+        self.release_held_stops();
     }
 
     // ----- the mailbox loop -------------------------------------------------------------
@@ -237,6 +241,7 @@ impl<A: Service> Runner<A> {
                                 terminate: true,
                                 cause: None,
                                 reply: None,
+                                ask_parent: false,
                             };
                         }
                     }
@@ -342,6 +347,7 @@ impl<A: Service> Runner<A> {
     async fn on_control(&mut self, ctrl: Control) -> Flow {
         match ctrl {
             Control::Start { reply } => {
+                self.release_held_stops();
                 let res = if self.ctx.phase == Phase::Running {
                     Ok(false)
                 } else if self.cell.core.is_closed() {
@@ -352,6 +358,7 @@ impl<A: Service> Runner<A> {
                 self.answer(reply, res)
             }
             Control::Restart { reply } => {
+                self.release_held_stops();
                 let res = self.reset_and_start(true).await.map(|()| true);
                 self.answer(reply, res)
             }
@@ -359,16 +366,40 @@ impl<A: Service> Runner<A> {
                 terminate,
                 cause,
                 reply,
+                ask_parent,
             } => {
                 let mut res = Ok(true);
                 let mut settle = cause.is_some();
                 if let Some(reason) = &cause {
                     self.cell.core.record_crash(reason.clone());
                 }
-                if self.ctx.phase == Phase::Running {
+                let was_running = self.ctx.phase == Phase::Running;
+                // A running child stopped by someone else asks its parent before it ends, and
+                // keeps its own children for a restart until then.
+                let will_ask = terminate
+                    && ask_parent
+                    && was_running
+                    && cause.is_none()
+                    && self.cell.core.parent().is_some();
+                if was_running {
                     settle = true;
-                    if let Some(e) = self.stop_sequence(terminate, cause).await {
+                    let stop_children = terminate && !will_ask;
+                    if let Some(e) = self.stop_sequence(stop_children, cause.clone()).await {
                         res = Err(e);
+                    }
+                }
+                if will_ask {
+                    // Stopped; the parent decides whether it ends or restarts.
+                    let core = &self.cell.core;
+                    if let Some(parent) = core.parent() {
+                        self.settle();
+                        let notice = Control::Notice(Notice::Stopped { child: core.id });
+                        if parent.core().control.send(notice).is_ok() {
+                            if let Some(reply) = reply {
+                                self.held_stops.push((reply, res));
+                            }
+                            return Flow::Continue;
+                        }
                     }
                 }
                 if terminate {
@@ -385,6 +416,13 @@ impl<A: Service> Runner<A> {
             }
             Control::Crash(reason) => self.crash(reason).await,
             Control::Notice(notice) => self.on_notice(notice).await,
+        }
+    }
+
+    /// Answers the stops that waited for the parent's decision: the stop itself is done.
+    fn release_held_stops(&mut self) {
+        for (reply, res) in self.held_stops.drain(..) {
+            let _ = reply.send(res);
         }
     }
 
@@ -453,8 +491,8 @@ impl<A: Service> Runner<A> {
             let reason = core
                 .crash_reason()
                 .unwrap_or_else(|| CrashReason::msg("crashed"));
-            let notice = Control::Notice(Notice::ChildCrashed {
-                id: core.id,
+            let notice = Control::Notice(Notice::Crashed {
+                child: core.id,
                 reason,
             });
             if parent.core().control.send(notice).is_err() {
@@ -466,11 +504,58 @@ impl<A: Service> Runner<A> {
 
     async fn on_notice(&mut self, notice: Notice) -> Flow {
         match notice {
-            Notice::ChildExited { id } => {
+            Notice::Exited { child: id } => {
                 self.ctx.children.retain(|c| c.id() != id);
                 Flow::Continue
             }
-            Notice::ChildCrashed { id, reason } => {
+            Notice::Stopped { child: id } => {
+                let Some(child) = self.ctx.children.iter().find(|c| c.id() == id).cloned() else {
+                    return Flow::Continue;
+                };
+                let action = if self.ctx.phase == Phase::Running {
+                    let decided =
+                        AssertUnwindSafe(self.actor.on_child_stopped(&child, &mut self.ctx))
+                            .catch_unwind()
+                            .await;
+                    match decided {
+                        Ok(action) => action,
+                        Err(panic) => {
+                            // The child must not wait for an answer that will not come.
+                            self.ctx.children.retain(|c| c != &child);
+                            let _ = child.stop().await;
+                            return self
+                                .crash(CrashReason::from_panic(panic, "on_child_stopped"))
+                                .await;
+                        }
+                    }
+                } else {
+                    ChildAction::Remove
+                };
+                match action {
+                    ChildAction::Restart => {
+                        if let Err(e) = child.restart().await {
+                            self.ctx.log().error(format_args!(
+                                "Restarting stopped child {} failed: {e}",
+                                child.label()
+                            ));
+                        }
+                        Flow::Continue
+                    }
+                    ChildAction::Escalate => {
+                        self.ctx.children.retain(|c| c != &child);
+                        let _ = child.stop().await;
+                        self.crash(CrashReason::msg(format!("child {} stopped", child.label())))
+                            .await
+                    }
+                    // Keep and Remove: a stopped child is let go.
+                    _ => {
+                        self.ctx.children.retain(|c| c != &child);
+                        let _ = child.stop().await;
+                        Flow::Continue
+                    }
+                }
+            }
+            Notice::Crashed { child: id, reason } => {
                 let Some(child) = self.ctx.children.iter().find(|c| c.id() == id).cloned() else {
                     return Flow::Continue;
                 };
@@ -558,7 +643,7 @@ impl<A: Service> Runner<A> {
     fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
         let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
             if fresh && let Some(factory) = self.factory.as_mut() {
-                self.actor = factory();
+                self.actor = factory(self.cell.core.restart_count());
             }
             self.actor.on_init();
         }));
@@ -717,6 +802,7 @@ impl<A: Service> Runner<A> {
                     terminate: terminate_children,
                     cause: child_cause.clone(),
                     reply: Some(reply),
+                    ask_parent: false,
                 })
                 .await;
             match res {
@@ -729,9 +815,9 @@ impl<A: Service> Runner<A> {
             }
         }
 
-        self.ctx.tasks.cancel_all();
-        self.ctx.log().mundane("Stopped");
-
+        // With `wait_for_shutdown`, the background tasks (told to stop already) get until the
+        // flag to finish their work, since the flag is how they say they are done; Mode's
+        // cancellation lets a task clean up the same way. Then they are cancelled.
         if self.cell.core.settings.wait_for_shutdown {
             let waited = tokio::time::timeout(timeout, self.cell.core.wait_shutdown_flag()).await;
             if waited.is_err() {
@@ -740,6 +826,9 @@ impl<A: Service> Runner<A> {
                 ));
             }
         }
+        self.ctx.tasks.cancel_all();
+        self.ctx.log().mundane("Stopped");
+
         let stuck = self.ctx.tasks.join_all(timeout).await;
         let late = self.ctx.exits.close(timeout).await;
         if late > 0 {
@@ -762,6 +851,10 @@ impl<A: Service> Runner<A> {
         if let Err(reason) = run_stop_hook!(self, on_shutdown, Hook::OnShutdown) {
             self.report_stop_failure(reason, &mut first);
         }
+        // Whatever on_shutdown added belongs to this run: it must not leak into the next.
+        self.ctx.tasks.cancel_all();
+        self.ctx.tasks.join_all(timeout).await;
+        self.ctx.exits.close(timeout).await;
         self.ctx.log().mundane("Shutdown complete");
         self.ctx.phase = Phase::Idle;
         first
@@ -793,9 +886,6 @@ impl<A: Service> Runner<A> {
         drop(core.control.close());
         drop(std::mem::take(&mut self.deferred));
         core.dead_lettered(self.cell.user.drain());
-        // Published only now, so whoever sees the stopped state finds the mailbox closed.
-        self.settle();
-
         if let Some(name) = &core.name {
             self.ctx.system().release_name(name, core.id);
         }
@@ -804,9 +894,13 @@ impl<A: Service> Runner<A> {
             let _ = parent
                 .core()
                 .control
-                .send(Control::Notice(Notice::ChildExited { id: core.id }));
+                .send(Control::Notice(Notice::Exited { child: core.id }));
         } else if let Some(system) = core.system.upgrade() {
             system.forget_root(core.id);
         }
+        // Published last, so whoever sees the stopped state finds the mailbox closed, the name
+        // free, the registry and the parent told (a later state event for a removed node is
+        // ignored by the registry).
+        self.settle();
     }
 }

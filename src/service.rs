@@ -126,6 +126,19 @@ pub trait Service: Sized + Send + 'static {
         async { ChildAction::Remove }
     }
 
+    /// A running child was stopped by someone other than this service (its own `ctx.stop()`,
+    /// or `stop()` from elsewhere): it has run its stop sequence and waits for this decision
+    /// before it ends. Default: [`ChildAction::Remove`] (it ends). `Restart` starts it again
+    /// with its mailbox; `Keep` is treated as `Remove`; `Escalate` crashes this service.
+    fn on_child_stopped(
+        &mut self,
+        child: &ServiceRef,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = ChildAction> + Send {
+        let _ = (child, ctx);
+        async { ChildAction::Remove }
+    }
+
     /// The label used in graphs and errors. Default: the type's name without its path.
     /// Return `"Name".into()` or `format!(..).into()`.
     fn label(&self) -> Cow<'static, str> {

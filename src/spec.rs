@@ -13,8 +13,8 @@ use crate::system::System;
 pub(crate) enum Init<S> {
     /// One value, reset with `on_init` before each restart.
     Value(S),
-    /// A fresh value on each restart.
-    Factory(Box<dyn FnMut() -> S + Send>),
+    /// A fresh value on each restart, told the restart index (0 for the first).
+    Factory(Box<dyn FnMut(u32) -> S + Send>),
 }
 
 /// A service to spawn, with options.
@@ -57,7 +57,13 @@ impl<S: Service> ServiceSpec<S> {
 
     /// Build the service with `factory`, and build a fresh one on every restart (Mode's
     /// `replacement`).
-    pub fn from_factory(factory: impl FnMut() -> S + Send + 'static) -> Self {
+    pub fn from_factory(mut factory: impl FnMut() -> S + Send + 'static) -> Self {
+        Self::from_indexed_factory(move |_| factory())
+    }
+
+    /// Like [`from_factory`](Self::from_factory), with the factory told the restart index:
+    /// 0 for the first instance, then the service's restart count.
+    pub fn from_indexed_factory(factory: impl FnMut(u32) -> S + Send + 'static) -> Self {
         ServiceSpec {
             init: Init::Factory(Box::new(factory)),
             mailbox_capacity: None,

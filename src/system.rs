@@ -64,6 +64,8 @@ pub(crate) struct SystemInner {
     names: DashMap<Arc<str>, ServiceRef>,
     /// Set once, right after the System is built.
     registry: std::sync::OnceLock<Addr<Registry>>,
+    /// Why the System was failed (see `System::fail`): what `shutdown` returns.
+    failure: std::sync::Mutex<Option<Error>>,
 }
 
 impl fmt::Debug for System {
@@ -107,6 +109,7 @@ impl System {
                 dead_letters: DeadLetterBook::default(),
                 names: DashMap::new(),
                 registry: std::sync::OnceLock::new(),
+                failure: std::sync::Mutex::new(None),
             }),
         };
         let spec = ServiceSpec::new(Registry::default()).internal();
@@ -262,7 +265,11 @@ impl System {
                 }
                 inner.tracker.close();
                 inner.tracker.wait().await;
-                first.map_or(Ok(()), Err)
+                let failure = inner.failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match failure.or(first) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
             })
             .await
             .clone()
@@ -276,6 +283,19 @@ impl System {
         self.inner.handle.spawn(async move {
             let _ = system.shutdown().await;
         });
+    }
+
+    /// Fails the whole System with `error`: starts the shutdown in the background, and
+    /// `shutdown` returns this error (the first one, if called more than once). What a
+    /// [`Strategy::Crashing`](crate::supervisor::Strategy::Crashing) supervisor does.
+    pub fn fail(&self, error: Error) {
+        tracing::error!(target: "modo", "the system is failing: {error}");
+        self.inner
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(error);
+        self.request_shutdown();
     }
 
     /// A snapshot of the messages that could not be delivered, per service.

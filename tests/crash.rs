@@ -837,5 +837,9 @@ async fn a_background_task_returning_err_crashes_its_service() {
     let reason = failing_task_crashes_its_service(TaskEnd::Err).await;
     assert!(!reason.is_panic());
     assert!(matches!(reason, CrashReason::Error(_)), "{reason:?}");
-    assert_eq!(reason.to_string(), "task gave up");
+    // The reason names the task (spawned unnamed: "<label>#<n>") and its error.
+    assert_eq!(
+        reason.to_string(),
+        "task Tasker#1 of Tasker failed: task gave up"
+    );
 }

@@ -18,7 +18,7 @@ fn handles_are_send_and_sync() {
     send_sync::<CrashReason>();
     send_sync::<modo::StopSignal>();
     send_sync::<modo::SendError<u8>>();
-    send::<Context<S>>();
+    send_sync::<Context<S>>();
     send::<ServiceSpec<S>>();
     send::<Dependency>();
 }

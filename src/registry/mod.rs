@@ -30,7 +30,7 @@ use crate::service::Service;
 /// The registry actor. Reach it with [`System::registry`](crate::System::registry).
 #[derive(Debug, Default)]
 pub struct Registry {
-    nodes: HashMap<Uuid, Node>,
+    nodes: HashMap<Uuid, Node, crate::system::IdHasher>,
     /// Creation order, so snapshots list siblings in the order they were added.
     next_seq: u64,
 }

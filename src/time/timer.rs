@@ -1,13 +1,13 @@
 //! Mode's drift-corrected timer.
 //!
 //! The schedule is absolute: tick `k` is due at `start + k * interval`. Each wake-up measures
-//! how late it woke (the drift) and aims the next one at `woke + interval - correction`, where
-//! the correction is the drift clamped to `max_drift_correction` (when the interval is larger
-//! than that bound; shorter intervals are not corrected, as in Mode). A drift within the bound
-//! is fully corrected, so the timer stays exactly on schedule; a larger one is caught up a
-//! bound at a time instead of firing a burst. Because the next target is an instant, not a
-//! duration measured after the callback, the callback's own run time does not push the
-//! schedule.
+//! how far behind that schedule it woke (the drift) and aims the next one at
+//! `woke + interval - correction`, where the correction is the drift clamped to
+//! `max_drift_correction` (when the interval is larger than that bound; shorter intervals are
+//! not corrected, as in Mode). A drift within the bound is fully corrected, so the timer stays
+//! exactly on schedule; a larger one is caught up a bound per tick instead of firing a burst
+//! of ticks. Because the next target is an instant, not a duration measured after the
+//! callback, the callback's own run time does not push the schedule.
 //!
 //! Logged, as in Mode: a wake-up later than `min(0.3 * interval, 1.2 s)` for intervals of at
 //! least a second ("woke up too late"), and a callback that ran past the next tick
@@ -63,6 +63,9 @@ impl Tick {
 pub struct Timer {
     interval: Duration,
     max_drift_correction: Duration,
+    /// Tick `k` is due at `origin + k * interval`.
+    origin: Instant,
+    /// Where the next wake-up is aimed (due time plus what is left of the drift).
     next: Instant,
     last_woke: Instant,
     index: u64,
@@ -87,6 +90,7 @@ impl Timer {
         Timer {
             interval,
             max_drift_correction: DEFAULT_MAX_DRIFT_CORRECTION,
+            origin: now,
             next: now + interval,
             last_woke: now,
             index: 0,
@@ -132,27 +136,35 @@ impl Timer {
         }
         tokio::time::sleep_until(self.next).await;
         let woke = Instant::now();
-        let scheduled = self.next;
-        let drift = woke.saturating_duration_since(scheduled);
+        // Late against where this wake-up was aimed: what the log warns about.
+        let late = woke.saturating_duration_since(self.next);
         if self.interval >= Duration::from_secs(1) {
             let threshold = (self.interval.mul_f64(0.3)).min(Duration::from_millis(1200));
-            if drift >= threshold {
+            if late >= threshold {
                 tracing::warn!(
                     target: "modo",
                     "{}: timer woke up too late: {:?} after its schedule (interval {:?})",
-                    self.name, drift, self.interval
+                    self.name, late, self.interval
                 );
             }
         }
+        self.index += 1;
+        let index = u32::try_from(self.index).unwrap_or(u32::MAX);
+        let scheduled = self.origin + self.interval.saturating_mul(index);
+        // Behind the absolute schedule: what the correction works off.
+        let drift = woke.saturating_duration_since(scheduled);
         let correction = if self.interval > self.max_drift_correction {
             drift.min(self.max_drift_correction)
         } else {
             Duration::ZERO
         };
         self.next = woke + self.interval - correction;
-        self.index += 1;
         let slept = woke.saturating_duration_since(before);
         self.last_woke = woke;
+        if correction.is_zero() && drift > Duration::ZERO {
+            // Uncorrected (short interval): the schedule moves with the timer.
+            self.origin += drift;
+        }
         Tick {
             index: self.index,
             scheduled,

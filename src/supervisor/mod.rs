@@ -1,0 +1,507 @@
+//! Supervisors: actors that restart their children by a [`Strategy`], within a restart
+//! intensity, and escalate to their own supervisor past it.
+//!
+//! A supervisor is an ordinary service whose children are its dependencies. A child's crash
+//! reaches it as a control message on its own lane (no polling) and is decided in its
+//! [`Service::on_child_crashed`]; a child stopped by someone else is decided in
+//! [`Service::on_child_stopped`] (a permanent child is restarted, as in OTP).
+//!
+//! ```
+//! use modo::prelude::*;
+//! use modo::supervisor::{Strategy, Supervisor};
+//! use std::time::Duration;
+//!
+//! #[derive(Default)]
+//! struct Job;
+//! impl Service for Job {}
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), modo::Error> {
+//! let system = System::new();
+//! let sup = Supervisor::builder()
+//!     .strategy(Strategy::OneForAll)
+//!     .max_restarts(3)
+//!     .over(Duration::from_secs(1))
+//!     .build();
+//! let sup = system.spawn(sup).await?;
+//! let job: Addr<Job> = sup.supervise(Job::default).await?;
+//! job.crash("boom");                       // the supervisor restarts it
+//! job.wait_until(|j| j.restart_count() == 1 && j.is_started()).await;
+//! assert_eq!(job.state(), ServiceState::Running);
+//! # system.shutdown().await }
+//! ```
+//!
+//! # Invariants
+//! - Every child of a supervisor is supervised, however it was added (Mode forgets the ones
+//!   given to its constructor).
+//! - A restarted child keeps its address and its mailbox: what was queued for it is handled
+//!   after the restart, in order.
+//! - More than `max_restarts` restarts within `over` stop the children and crash the
+//!   supervisor with [`Error::MaxRestartsExceeded`]; its own supervisor handles that crash.
+
+mod strategy;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use strategy::Intensity;
+pub use strategy::{Backoff, RestartPolicy, Strategy};
+
+use crate::addr::{Addr, ServiceRef};
+use crate::context::Context;
+use crate::error::{CrashReason, Error, HookResult};
+use crate::handler::Handler;
+use crate::mailbox::Control;
+use crate::service::{ChildAction, Service};
+use crate::spec::{IntoServiceSpec, ServiceSpec};
+use crate::state::ServiceState;
+
+/// Adds a child to a supervisor's context; returns its handle.
+type AddChild = Box<dyn FnOnce(&mut Context<Supervisor>) -> ServiceRef + Send>;
+
+/// Mode's default restart intensity: 100 restarts...
+pub const DEFAULT_MAX_RESTARTS: u32 = 100;
+/// ... within 1 second.
+pub const DEFAULT_OVER: Duration = Duration::from_secs(1);
+
+/// A supervising service. Build one with [`Supervisor::builder`].
+pub struct Supervisor {
+    strategy: Strategy,
+    intensity: Intensity,
+    backoff: Backoff,
+    label: String,
+    /// Children given to the builder, added at the first start.
+    initial: Vec<(AddChild, RestartPolicy)>,
+    children: HashMap<Uuid, ChildInfo>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ChildInfo {
+    policy: RestartPolicy,
+    /// Restarts in a row, for the backoff.
+    in_a_row: u32,
+    last_restart: Option<tokio::time::Instant>,
+}
+
+impl fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("label", &self.label)
+            .field("strategy", &self.strategy)
+            .field("max_restarts", &self.intensity.max)
+            .field("over", &self.intensity.over)
+            .field("backoff", &self.backoff)
+            .field("children", &self.children.len())
+            .finish()
+    }
+}
+
+/// Builds a [`Supervisor`].
+pub struct SupervisorBuilder {
+    strategy: Strategy,
+    max_restarts: u32,
+    over: Duration,
+    backoff: Backoff,
+    label: String,
+    initial: Vec<(AddChild, RestartPolicy)>,
+}
+
+impl fmt::Debug for SupervisorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorBuilder")
+            .field("strategy", &self.strategy)
+            .field("max_restarts", &self.max_restarts)
+            .field("over", &self.over)
+            .field("children", &self.initial.len())
+            .finish()
+    }
+}
+
+impl Supervisor {
+    /// A builder with Mode's defaults: `OneForOne`, 100 restarts over 1 s, no backoff.
+    pub fn builder() -> SupervisorBuilder {
+        SupervisorBuilder {
+            strategy: Strategy::OneForOne,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            over: DEFAULT_OVER,
+            backoff: Backoff::None,
+            label: "Supervisor".to_owned(),
+            initial: Vec::new(),
+        }
+    }
+
+    fn policy(&self, id: Uuid) -> RestartPolicy {
+        self.children.get(&id).map(|c| c.policy).unwrap_or_default()
+    }
+
+    /// Logs a supervision event with the fields a reader needs.
+    fn event(
+        &self,
+        ctx: &Context<Self>,
+        child: &ServiceRef,
+        what: &str,
+        reason: &dyn fmt::Display,
+    ) {
+        tracing::warn!(
+            target: "modo",
+            supervisor = %self.label,
+            child = %child.label(),
+            strategy = %self.strategy,
+            restart_count = child.restart_count(),
+            reason = %reason,
+            "{}: {what} {}: {reason} (strategy {}, restarts so far {})",
+            ctx.log().prefix(),
+            child.label(),
+            self.strategy,
+            child.restart_count()
+        );
+    }
+
+    /// Counts one restart against the intensity; past it, crashes the supervisor.
+    fn allow_restart(&mut self, ctx: &mut Context<Self>) -> bool {
+        match self.intensity.record(tokio::time::Instant::now()) {
+            Ok(()) => true,
+            Err(count) => {
+                let error = Error::MaxRestartsExceeded {
+                    label: ctx.label().into(),
+                    restarts: count,
+                    max_restarts: self.intensity.max,
+                    within: self.intensity.over,
+                };
+                tracing::error!(target: "modo", supervisor = %self.label, "{}: {error}; escalating", ctx.log().prefix());
+                // The crash stops every child (with their hooks) and tells our own parent.
+                ctx.crash(error);
+                false
+            }
+        }
+    }
+
+    /// Waits the backoff before restarting `child`; false if the supervisor is stopping.
+    async fn back_off(&mut self, ctx: &Context<Self>, child: &ServiceRef) -> bool {
+        let now = tokio::time::Instant::now();
+        let longest = self.backoff.longest().max(self.intensity.over);
+        let info = self.children.entry(child.id()).or_insert(ChildInfo {
+            policy: RestartPolicy::default(),
+            in_a_row: 0,
+            last_restart: None,
+        });
+        // A child that ran well for a while starts its backoff over.
+        if info
+            .last_restart
+            .is_some_and(|t| now.saturating_duration_since(t) > longest * 2)
+        {
+            info.in_a_row = 0;
+        }
+        info.in_a_row += 1;
+        let delay = self.backoff.delay(info.in_a_row);
+        let ok = delay.is_zero() || ctx.sleep(delay).await;
+        if let Some(info) = self.children.get_mut(&child.id()) {
+            info.last_restart = Some(tokio::time::Instant::now());
+        }
+        ok
+    }
+
+    /// Restarts `group` (in order) after stopping the healthy ones among them in reverse.
+    async fn restart_group(
+        &mut self,
+        ctx: &mut Context<Self>,
+        crashed: &ServiceRef,
+        group: Vec<ServiceRef>,
+    ) {
+        for sibling in group.iter().rev().filter(|c| *c != crashed) {
+            let _ = sibling
+                .core()
+                .request("stop", |reply| Control::Stop {
+                    terminate: false,
+                    cause: None,
+                    reply: Some(reply),
+                    ask_parent: false,
+                })
+                .await;
+        }
+        for child in &group {
+            // A restart that fails is another crash: counted, backed off and retried, until
+            // it works or the intensity is exceeded.
+            while let Err(e) = child.restart().await {
+                self.event(ctx, child, "restart failed for", &e);
+                if child.is_terminated()
+                    || !self.allow_restart(ctx)
+                    || !self.back_off(ctx, child).await
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl SupervisorBuilder {
+    /// The strategy (default `OneForOne`).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// At most this many restarts within [`over`](Self::over) (default 100).
+    pub fn max_restarts(mut self, max: u32) -> Self {
+        self.max_restarts = max;
+        self
+    }
+
+    /// The sliding window of the restart intensity (default 1 s).
+    pub fn over(mut self, window: Duration) -> Self {
+        self.over = window;
+        self
+    }
+
+    /// The wait before each restart (default none).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The supervisor's label (default `Supervisor`).
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// A permanent child built by `factory` (and again on every restart).
+    pub fn child<S: Service>(self, factory: impl FnMut() -> S + Send + 'static) -> Self {
+        self.child_spec(ServiceSpec::from_factory(factory), RestartPolicy::Permanent)
+    }
+
+    /// A child from any spec, with a restart policy.
+    pub fn child_spec<T: IntoServiceSpec>(mut self, spec: T, policy: RestartPolicy) -> Self {
+        let add: AddChild = Box::new(move |ctx| ctx.add_dependency(spec).service_ref());
+        self.initial.push((add, policy));
+        self
+    }
+
+    /// The supervisor.
+    pub fn build(self) -> Supervisor {
+        Supervisor {
+            strategy: self.strategy,
+            intensity: Intensity::new(self.max_restarts, self.over),
+            backoff: self.backoff,
+            label: self.label,
+            initial: self.initial,
+            children: HashMap::new(),
+        }
+    }
+}
+
+impl Service for Supervisor {
+    fn on_init(&mut self) {
+        // A restarted supervisor starts with a clean window.
+        self.intensity.reset();
+    }
+
+    async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        for (add, policy) in std::mem::take(&mut self.initial) {
+            let child = add(ctx);
+            self.children.insert(
+                child.id(),
+                ChildInfo {
+                    policy,
+                    in_a_row: 0,
+                    last_restart: None,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    async fn on_child_crashed(
+        &mut self,
+        child: &ServiceRef,
+        reason: &CrashReason,
+        ctx: &mut Context<Self>,
+    ) -> ChildAction {
+        match self.strategy {
+            Strategy::Crashing => {
+                self.event(ctx, child, "failing the system for", reason);
+                ctx.system().fail(Error::Crashed {
+                    label: child.label().into(),
+                    reason: reason.clone(),
+                });
+                return ChildAction::Keep;
+            }
+            Strategy::ForfeitOneForOne => {
+                self.event(ctx, child, "giving up on crashed service", reason);
+                self.children.remove(&child.id());
+                return ChildAction::Remove;
+            }
+            Strategy::ForfeitOneForAll => {
+                self.event(ctx, child, "giving up on all services after", reason);
+                let others: Vec<ServiceRef> = ctx
+                    .children()
+                    .iter()
+                    .rev()
+                    .filter(|c| *c != child)
+                    .cloned()
+                    .collect();
+                for other in others {
+                    self.children.remove(&other.id());
+                    let _ = ctx.remove_dependency(&other).await;
+                }
+                self.children.remove(&child.id());
+                return ChildAction::Remove;
+            }
+            _ => {}
+        }
+        if self.policy(child.id()) == RestartPolicy::Temporary {
+            self.event(ctx, child, "not restarting temporary", reason);
+            self.children.remove(&child.id());
+            return ChildAction::Remove;
+        }
+        if !self.allow_restart(ctx) {
+            return ChildAction::Keep;
+        }
+        if !self.back_off(ctx, child).await {
+            return ChildAction::Keep;
+        }
+        let all = ctx.children().to_vec();
+        let position = all.iter().position(|c| c == child).unwrap_or(0);
+        let group = match self.strategy {
+            Strategy::OneForAll => all,
+            Strategy::RestForOne => all[position..].to_vec(),
+            _ => vec![child.clone()],
+        };
+        self.event(ctx, child, "restarting", reason);
+        self.restart_group(ctx, child, group).await;
+        ChildAction::Keep
+    }
+
+    async fn on_child_stopped(
+        &mut self,
+        child: &ServiceRef,
+        ctx: &mut Context<Self>,
+    ) -> ChildAction {
+        if self.policy(child.id()) == RestartPolicy::Permanent
+            && !matches!(
+                self.strategy,
+                Strategy::ForfeitOneForOne | Strategy::ForfeitOneForAll | Strategy::Crashing
+            )
+        {
+            if !self.allow_restart(ctx) {
+                return ChildAction::Remove;
+            }
+            self.event(ctx, child, "restarting stopped permanent", &"stopped");
+            return ChildAction::Restart;
+        }
+        self.children.remove(&child.id());
+        ChildAction::Remove
+    }
+
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        self.label.clone().into()
+    }
+}
+
+/// Adds a child at run time (see [`Addr::<Supervisor>::supervise`]).
+struct Supervise {
+    add: AddChild,
+    policy: RestartPolicy,
+}
+
+impl Handler<Supervise> for Supervisor {
+    type Reply = Result<ServiceRef, Error>;
+
+    async fn handle(&mut self, msg: Supervise, ctx: &mut Context<Self>) -> Self::Reply {
+        let child = (msg.add)(ctx);
+        self.children.insert(
+            child.id(),
+            ChildInfo {
+                policy: msg.policy,
+                in_a_row: 0,
+                last_restart: None,
+            },
+        );
+        if let Err(e) = child.start().await {
+            self.children.remove(&child.id());
+            let _ = ctx.remove_dependency(&child).await;
+            return Err(e);
+        }
+        Ok(child)
+    }
+}
+
+/// Removes a child for good (see [`Addr::<Supervisor>::discard`]).
+struct Discard(ServiceRef);
+
+impl Handler<Discard> for Supervisor {
+    type Reply = Result<(), Error>;
+
+    async fn handle(&mut self, Discard(child): Discard, ctx: &mut Context<Self>) -> Self::Reply {
+        self.children.remove(&child.id());
+        ctx.remove_dependency(&child).await
+    }
+}
+
+/// Lists the children (see [`Addr::<Supervisor>::children`]).
+struct Children;
+
+impl Handler<Children> for Supervisor {
+    type Reply = Vec<ServiceRef>;
+
+    async fn handle(&mut self, _: Children, ctx: &mut Context<Self>) -> Vec<ServiceRef> {
+        ctx.children().to_vec()
+    }
+}
+
+impl Addr<Supervisor> {
+    /// Adds and starts a permanent child built by `factory`, which builds a fresh instance on
+    /// every restart. The returned address stays valid across restarts.
+    ///
+    /// # Errors
+    /// The child's start error (it is not kept), or the supervisor's own state.
+    pub async fn supervise<S: Service>(
+        &self,
+        factory: impl FnMut() -> S + Send + 'static,
+    ) -> Result<Addr<S>, Error> {
+        self.supervise_with(ServiceSpec::from_factory(factory), RestartPolicy::Permanent)
+            .await
+    }
+
+    /// Adds and starts a child from any spec (a value, a factory spec, a named spec), with a
+    /// restart policy.
+    ///
+    /// # Errors
+    /// As [`supervise`](Self::supervise).
+    pub async fn supervise_with<T: IntoServiceSpec>(
+        &self,
+        spec: T,
+        policy: RestartPolicy,
+    ) -> Result<Addr<T::Service>, Error> {
+        let add: AddChild = Box::new(move |ctx| ctx.add_dependency(spec).service_ref());
+        let child = self.ask(Supervise { add, policy }).await??;
+        Ok(child
+            .downcast::<T::Service>()
+            .expect("the child was built from a spec of this type"))
+    }
+
+    /// Stops `child` for good and stops supervising it.
+    ///
+    /// # Errors
+    /// The child's stop error, or the supervisor's own state.
+    pub async fn discard(&self, child: &ServiceRef) -> Result<(), Error> {
+        self.ask(Discard(child.clone())).await?
+    }
+
+    /// The supervised children, in start order.
+    ///
+    /// # Errors
+    /// If the supervisor has stopped.
+    pub async fn children(&self) -> Result<Vec<ServiceRef>, Error> {
+        self.ask(Children).await
+    }
+
+    /// Whether `child` is running (Mode's `service_operational`).
+    pub fn service_operational(&self, child: &ServiceRef) -> bool {
+        child.state() == ServiceState::Running
+    }
+}

@@ -1,0 +1,177 @@
+//! What a supervisor does when a child crashes: the strategy, each child's restart policy,
+//! the restart intensity, and the backoff between restarts.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Which children a supervisor restarts when one crashes (Mode's strategies, and Erlang's
+/// `rest_for_one`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Strategy {
+    /// Restart only the crashed child.
+    #[default]
+    OneForOne,
+    /// Stop every other child in reverse start order, then restart all of them in order.
+    OneForAll,
+    /// Stop the children started after the crashed one (in reverse), then restart the crashed
+    /// one and those, in order.
+    RestForOne,
+    /// Stop the crashed child for good and give up on it.
+    ForfeitOneForOne,
+    /// Stop every child for good and give up on all of them.
+    ForfeitOneForAll,
+    /// No supervision: the crash fails the whole System, whose `shutdown` returns it.
+    Crashing,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::OneForOne => "one_for_one",
+            Strategy::OneForAll => "one_for_all",
+            Strategy::RestForOne => "rest_for_one",
+            Strategy::ForfeitOneForOne => "forfeit_one_for_one",
+            Strategy::ForfeitOneForAll => "forfeit_one_for_all",
+            Strategy::Crashing => "crashing",
+        })
+    }
+}
+
+/// When a child is restarted (OTP's restart types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RestartPolicy {
+    /// Always: after a crash, and after a stop that its supervisor did not ask for.
+    #[default]
+    Permanent,
+    /// Only after a crash; a normal stop ends it.
+    Transient,
+    /// Never: a crash or a stop ends it.
+    Temporary,
+}
+
+/// The wait before restarting a child, by how many times in a row it was restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Backoff {
+    /// Restart at once.
+    #[default]
+    None,
+    /// Wait the same time before every restart.
+    Fixed(Duration),
+    /// Wait `base`, then twice as long each time, at most `max`.
+    Exponential {
+        /// The first wait.
+        base: Duration,
+        /// The longest wait.
+        max: Duration,
+    },
+}
+
+impl Backoff {
+    /// The wait before restart number `n` in a row (1 for the first).
+    ///
+    /// ```
+    /// use modo::supervisor::Backoff;
+    /// use std::time::Duration;
+    ///
+    /// let b = Backoff::Exponential { base: Duration::from_millis(100), max: Duration::from_secs(1) };
+    /// let waits: Vec<u64> = (1..=6).map(|n| b.delay(n).as_millis() as u64).collect();
+    /// assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+    /// ```
+    pub fn delay(&self, n: u32) -> Duration {
+        match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { base, max } => {
+                let doublings = n.saturating_sub(1).min(31);
+                base.saturating_mul(1 << doublings).min(max)
+            }
+        }
+    }
+
+    /// The longest wait this backoff can produce.
+    pub(crate) fn longest(&self) -> Duration {
+        match *self {
+            Backoff::None => Duration::ZERO,
+            Backoff::Fixed(d) => d,
+            Backoff::Exponential { max, .. } => max,
+        }
+    }
+}
+
+/// Erlang's restart intensity: at most `max` restarts within a sliding window `over`.
+#[derive(Debug, Clone)]
+pub(crate) struct Intensity {
+    pub(crate) max: u32,
+    pub(crate) over: Duration,
+    stamps: VecDeque<Instant>,
+}
+
+impl Intensity {
+    pub(crate) fn new(max: u32, over: Duration) -> Self {
+        Intensity {
+            max,
+            over,
+            stamps: VecDeque::new(),
+        }
+    }
+
+    /// Counts a restart at `now`: `Err(count)` if that makes more than `max` in the window.
+    pub(crate) fn record(&mut self, now: Instant) -> Result<(), u32> {
+        while let Some(first) = self.stamps.front() {
+            if now.saturating_duration_since(*first) >= self.over {
+                self.stamps.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.stamps.push_back(now);
+        let count = self.stamps.len() as u32;
+        if count > self.max { Err(count) } else { Ok(()) }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.stamps.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn intensity_is_a_sliding_window() {
+        let mut i = Intensity::new(3, Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert!(i.record(t0).is_ok());
+        assert!(i.record(t0 + Duration::from_millis(300)).is_ok());
+        assert!(i.record(t0 + Duration::from_millis(600)).is_ok());
+        assert_eq!(i.record(t0 + Duration::from_millis(900)), Err(4));
+        // The first two left the window.
+        let mut j = Intensity::new(3, Duration::from_secs(1));
+        for ms in [0, 300, 600] {
+            j.record(t0 + Duration::from_millis(ms)).unwrap();
+        }
+        assert!(j.record(t0 + Duration::from_millis(1_300)).is_ok());
+    }
+
+    #[test]
+    fn backoff_schedules() {
+        assert_eq!(Backoff::None.delay(5), Duration::ZERO);
+        assert_eq!(
+            Backoff::Fixed(Duration::from_secs(2)).delay(9),
+            Duration::from_secs(2)
+        );
+        let e = Backoff::Exponential {
+            base: Duration::from_millis(10),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(e.delay(1), Duration::from_millis(10));
+        assert_eq!(e.delay(40), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,464 @@
+//! Supervisors: each strategy with three children where the second crashes, restart
+//! policies, intensity and its escalation through two levels, backoff under paused time,
+//! mailboxes kept across restarts, and a panic stress test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use modo::prelude::*;
+use modo::supervisor::{Backoff, RestartPolicy, Strategy, Supervisor};
+use tokio::time::Instant;
+
+/// A worker that counts its instances (factory builds), panics on `Boom`, and records every
+/// value it handles.
+struct Worker {
+    name: &'static str,
+    seen: Vec<u64>,
+}
+
+struct Boom;
+struct Item(u64);
+struct Seen;
+struct StopMe;
+
+impl Service for Worker {
+    fn label(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
+    }
+}
+
+impl Handler<Boom> for Worker {
+    type Reply = ();
+    async fn handle(&mut self, _: Boom, _ctx: &mut Context<Self>) {
+        panic!("{} exploded", self.name);
+    }
+}
+
+impl Handler<Item> for Worker {
+    type Reply = ();
+    async fn handle(&mut self, Item(n): Item, _ctx: &mut Context<Self>) {
+        self.seen.push(n);
+    }
+}
+
+impl Handler<Seen> for Worker {
+    type Reply = Vec<u64>;
+    async fn handle(&mut self, _: Seen, _ctx: &mut Context<Self>) -> Vec<u64> {
+        self.seen.clone()
+    }
+}
+
+impl Handler<StopMe> for Worker {
+    type Reply = ();
+    async fn handle(&mut self, _: StopMe, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+fn worker(name: &'static str) -> impl FnMut() -> Worker + Send + 'static {
+    move || Worker { name, seen: vec![] }
+}
+
+async fn three(system: &System, strategy: Strategy) -> (Addr<Supervisor>, [Addr<Worker>; 3]) {
+    let sup = system
+        .spawn(Supervisor::builder().strategy(strategy).build())
+        .await
+        .unwrap();
+    let a = sup.supervise(worker("a")).await.unwrap();
+    let b = sup.supervise(worker("b")).await.unwrap();
+    let c = sup.supervise(worker("c")).await.unwrap();
+    (sup, [a, b, c])
+}
+
+fn counts(children: &[Addr<Worker>; 3]) -> [u32; 3] {
+    [0, 1, 2].map(|i| children[i].restart_count())
+}
+
+/// Crashes the middle child and waits until the supervisor has dealt with it: an ask to the
+/// supervisor is queued behind the crash notice on its lanes (control first), so it returns
+/// once the strategy has run.
+async fn crash_middle(sup: &Addr<Supervisor>, kids: &[Addr<Worker>; 3]) {
+    kids[1].crash("second child fails");
+    kids[1]
+        .wait_until(|k| k.restart_count() > 0 || k.is_terminated() || k.is_crashed())
+        .await;
+    sup.children().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_for_one_restarts_only_the_crashed_child() {
+    let system = System::new();
+    let (sup, kids) = three(&system, Strategy::OneForOne).await;
+    crash_middle(&sup, &kids).await;
+    assert_eq!(counts(&kids), [0, 1, 0]);
+    assert!(kids.iter().all(|k| k.state() == ServiceState::Running));
+    assert!(
+        kids[1].crash_reason().is_none(),
+        "a restart clears the reason"
+    );
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_for_all_restarts_every_child() {
+    let system = System::new();
+    let (sup, kids) = three(&system, Strategy::OneForAll).await;
+    crash_middle(&sup, &kids).await;
+    assert_eq!(counts(&kids), [1, 1, 1]);
+    assert!(kids.iter().all(|k| k.state() == ServiceState::Running));
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rest_for_one_restarts_the_crashed_and_later_children() {
+    let system = System::new();
+    let (sup, kids) = three(&system, Strategy::RestForOne).await;
+    crash_middle(&sup, &kids).await;
+    assert_eq!(counts(&kids), [0, 1, 1]);
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forfeit_one_for_one_gives_up_on_the_crashed_child() {
+    let system = System::new();
+    let (sup, kids) = three(&system, Strategy::ForfeitOneForOne).await;
+    crash_middle(&sup, &kids).await;
+    kids[1].wait_until(|k| k.is_terminated()).await;
+    assert!(kids[1].is_crashed());
+    assert_eq!(sup.children().await.unwrap().len(), 2);
+    assert!(kids[0].is_started() && kids[2].is_started());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn forfeit_one_for_all_gives_up_on_every_child() {
+    let system = System::new();
+    let (sup, kids) = three(&system, Strategy::ForfeitOneForAll).await;
+    crash_middle(&sup, &kids).await;
+    for k in &kids {
+        k.wait_until(|k| k.is_terminated()).await;
+    }
+    assert!(sup.children().await.unwrap().is_empty());
+    assert!(sup.is_started(), "the supervisor itself goes on");
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn crashing_fails_the_whole_system() {
+    let system = System::new();
+    let (_sup, kids) = three(&system, Strategy::Crashing).await;
+    kids[1].crash("fatal");
+    // The supervisor fails the System, which shuts itself down.
+    kids[0].wait_until(|k| k.is_terminated()).await;
+    assert!(system.is_shutting_down());
+    let err = system.shutdown().await.unwrap_err();
+    match err {
+        Error::Crashed { label, reason } => {
+            assert_eq!(&*label, "b");
+            assert_eq!(reason.to_string(), "fatal");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(kids.iter().all(|k| k.is_terminated()));
+}
+
+#[tokio::test]
+async fn a_panicking_child_is_restarted_and_its_queue_kept() {
+    let system = System::new();
+    let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
+    let w = sup.supervise(worker("w")).await.unwrap();
+    // Queued behind the poison message: kept across the restart, in order.
+    w.tell(Item(1)).await.unwrap();
+    w.tell(Boom).await.unwrap();
+    for n in 2..=5 {
+        w.tell(Item(n)).await.unwrap();
+    }
+    assert_eq!(
+        w.ask(Seen).await.unwrap(),
+        vec![2, 3, 4, 5],
+        "a fresh instance from the factory"
+    );
+    assert_eq!(w.restart_count(), 1);
+    assert_eq!(w.dead_letters(), 0);
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn policies_decide_after_crash_and_after_stop() {
+    let system = System::new();
+    let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
+    let spec = |name| ServiceSpec::from_factory(worker(name));
+    let permanent = sup
+        .supervise_with(spec("p"), RestartPolicy::Permanent)
+        .await
+        .unwrap();
+    let transient = sup
+        .supervise_with(spec("t"), RestartPolicy::Transient)
+        .await
+        .unwrap();
+    let temporary = sup
+        .supervise_with(spec("x"), RestartPolicy::Temporary)
+        .await
+        .unwrap();
+
+    // After a crash: permanent and transient restart, temporary ends.
+    for k in [&permanent, &transient, &temporary] {
+        k.crash("crash");
+    }
+    permanent
+        .wait_until(|k| k.restart_count() == 1 && k.is_started())
+        .await;
+    transient
+        .wait_until(|k| k.restart_count() == 1 && k.is_started())
+        .await;
+    temporary.wait_until(|k| k.is_terminated()).await;
+
+    // After a normal stop: only permanent restarts (stop() returns once the stop is done).
+    permanent.stop().await.unwrap();
+    transient.stop().await.unwrap();
+    permanent
+        .wait_until(|k| k.restart_count() == 2 && k.is_started())
+        .await;
+    transient.wait_until(|k| k.is_terminated()).await;
+    assert_eq!(transient.state(), ServiceState::Shutdown);
+
+    // A permanent child that stops itself is restarted too.
+    permanent.ask(StopMe).await.unwrap();
+    permanent
+        .wait_until(|k| k.restart_count() == 3 && k.is_started())
+        .await;
+
+    // discard removes it for good.
+    sup.discard(&permanent.service_ref()).await.unwrap();
+    assert!(permanent.is_terminated());
+    assert!(sup.children().await.unwrap().is_empty());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn intensity_escalates_through_two_levels() {
+    let system = System::new();
+    let top = system
+        .spawn(
+            Supervisor::builder()
+                .label("top")
+                .max_restarts(1)
+                .over(Duration::from_secs(10))
+                .build(),
+        )
+        .await
+        .unwrap();
+    let inner_builds = Arc::new(AtomicU32::new(0));
+    let builds = inner_builds.clone();
+    let inner = top
+        .supervise(move || {
+            builds.fetch_add(1, Ordering::SeqCst);
+            Supervisor::builder()
+                .label("inner")
+                .max_restarts(2)
+                .over(Duration::from_secs(10))
+                .build()
+        })
+        .await
+        .unwrap();
+    let w = inner.supervise(worker("w")).await.unwrap();
+
+    // Two restarts are within the inner supervisor's intensity...
+    for n in 1..=2 {
+        w.crash("again");
+        w.wait_until(|k| k.restart_count() == n && k.is_started())
+            .await;
+    }
+    assert!(inner.is_started());
+    // ...the third is past it: inner stops its child and crashes with MaxRestartsExceeded,
+    // and the top supervisor restarts inner (a fresh one from its factory).
+    w.crash("again");
+    inner
+        .wait_until(|s| s.restart_count() == 1 && s.is_started())
+        .await;
+    assert_eq!(inner_builds.load(Ordering::SeqCst), 2);
+    assert!(w.is_started(), "the subtree restarts with its supervisor");
+    assert!(top.is_started());
+
+    // Escalating a second time exceeds the top supervisor's own intensity (1): it crashes,
+    // and as a root it ends. The fresh inner supervisor allows two restarts again.
+    for _ in 0..2 {
+        let before = w.restart_count();
+        w.crash("and again");
+        w.wait_until(|k| k.restart_count() == before + 1 && k.is_started())
+            .await;
+    }
+    w.crash("once more");
+    top.wait_until(|t| t.is_terminated()).await;
+    match top.crash_reason() {
+        Some(CrashReason::Error(e)) => match e.downcast_ref::<Error>() {
+            Some(Error::MaxRestartsExceeded {
+                label,
+                restarts,
+                max_restarts,
+                ..
+            }) => {
+                assert_eq!(&**label, "top");
+                assert_eq!((*restarts, *max_restarts), (2, 1));
+            }
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(w.is_terminated() && inner.is_terminated());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_is_bounded_and_backed_off() {
+    let system = System::new();
+    let sup = system
+        .spawn(
+            Supervisor::builder()
+                .max_restarts(3)
+                .over(Duration::from_secs(60))
+                .backoff(Backoff::Exponential {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_secs(1),
+                })
+                .build(),
+        )
+        .await
+        .unwrap();
+    // Started once fine, then every restart fails at on_start.
+    let attempts = Arc::new(AtomicU32::new(0));
+    let flag = Arc::new(AtomicU32::new(0));
+    let (a, f) = (attempts.clone(), flag.clone());
+    let child = sup
+        .supervise_with(
+            ServiceSpec::from_indexed_factory(move |index| {
+                f.store(index, Ordering::SeqCst);
+                Loop {
+                    attempts: a.clone(),
+                    index,
+                }
+            }),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    child.crash("first");
+    sup.wait_until(|s| s.is_terminated()).await;
+    // 1 good start + 3 failing restarts; the 4th restart is past the intensity.
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert_eq!(
+        flag.load(Ordering::SeqCst),
+        3,
+        "the factory is told the restart index"
+    );
+    // Backoff before the restarts: 100 ms, 200 ms, 400 ms (the failed starts are crashes too).
+    assert_eq!(start.elapsed(), Duration::from_millis(700));
+    assert!(matches!(
+        sup.crash_reason(),
+        Some(CrashReason::Error(ref e)) if matches!(e.downcast_ref::<Error>(), Some(Error::MaxRestartsExceeded { restarts: 4, max_restarts: 3, .. }))
+    ));
+    system.shutdown().await.unwrap();
+}
+
+struct Loop {
+    attempts: Arc<AtomicU32>,
+    index: u32,
+}
+
+impl Service for Loop {
+    async fn on_start(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.index == 0 {
+            Ok(())
+        } else {
+            Err("cannot start".into())
+        }
+    }
+}
+
+/// Every Kth message panics under a stream of messages: every other message is handled
+/// exactly once, in order, and the poison messages are never redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_panicking_every_kth_message_loses_nothing_else() {
+    const TOTAL: u64 = 10_000;
+    const K: u64 = 100;
+    let system = System::new();
+    let sup = system
+        .spawn(Supervisor::builder().max_restarts(1_000).build())
+        .await
+        .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = seen.clone();
+    let child = sup
+        .supervise(move || Poisoned {
+            seen: shared.clone(),
+        })
+        .await
+        .unwrap();
+    for n in 1..=TOTAL {
+        child.tell(Item(n)).await.unwrap();
+    }
+    child
+        .wait_until(|c| c.restart_count() == (TOTAL / K) as u32 && c.mailbox_len() == 0)
+        .await;
+    let _ = child.ask(Seen).await;
+    let seen = seen.lock().unwrap().clone();
+    let expected: Vec<u64> = (1..=TOTAL).filter(|n| n % K != 0).collect();
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen, expected);
+    assert_eq!(child.restart_count(), (TOTAL / K) as u32);
+    system.shutdown().await.unwrap();
+}
+
+struct Poisoned {
+    seen: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl Service for Poisoned {}
+
+impl Handler<Item> for Poisoned {
+    type Reply = ();
+    async fn handle(&mut self, Item(n): Item, _ctx: &mut Context<Self>) {
+        if n % 100 == 0 {
+            panic!("poison {n}");
+        }
+        self.seen.lock().unwrap().push(n);
+    }
+}
+
+impl Handler<Seen> for Poisoned {
+    type Reply = Vec<u64>;
+    async fn handle(&mut self, _: Seen, _ctx: &mut Context<Self>) -> Vec<u64> {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn build_time_children_are_supervised_too() {
+    let system = System::new();
+    let sup = system
+        .spawn(
+            Supervisor::builder()
+                .child(worker("first"))
+                .child(worker("second"))
+                .build(),
+        )
+        .await
+        .unwrap();
+    let kids = sup.children().await.unwrap();
+    assert_eq!(
+        kids.iter()
+            .map(|k| k.label().to_owned())
+            .collect::<Vec<_>>(),
+        ["first", "second"]
+    );
+    let second = kids[1].downcast::<Worker>().unwrap();
+    second.tell(Boom).await.unwrap();
+    second
+        .wait_until(|k| k.restart_count() == 1 && k.is_started())
+        .await;
+    assert!(sup.service_operational(&kids[1]));
+    system.shutdown().await.unwrap();
+}
