@@ -313,10 +313,15 @@ impl Core {
     }
 
     /// Counts `n` messages that could not be delivered and reports them.
+    #[inline]
     pub(crate) fn dead_lettered(&self, n: usize) {
-        if n == 0 {
-            return;
+        if n > 0 {
+            self.report_dead_letters(n);
         }
+    }
+
+    #[cold]
+    fn report_dead_letters(&self, n: usize) {
         self.dead_letters.fetch_add(n as u64, Ordering::Relaxed);
         if let Some(system) = self.system.upgrade() {
             system.dead_letters.record(self, n as u64);

@@ -188,6 +188,12 @@ impl<A: Service> Context<A> {
         Ticks::new(timer, self.stop_signal())
     }
 
+    /// Ticks of a [`Timer`] you configured (say, its `max_drift_correction`), ending when the
+    /// service stops.
+    pub fn ticks(&self, timer: Timer) -> Ticks {
+        Ticks::new(timer, self.stop_signal())
+    }
+
     /// Runs `f` every `interval` as a background task (Mode's `@timer`), on the
     /// drift-corrected schedule of [`itertimer`](Self::itertimer), until the service stops. A
     /// run that returns `Err` or panics crashes the service.

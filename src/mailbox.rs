@@ -216,7 +216,14 @@ impl<E> UserLane<E> {
         if control.is_closed() {
             return Err(msg);
         }
-        // The receiver lives in this struct, so the send can only wait, never fail.
+        // Room now: no send future to build. The receiver lives in this struct, so the send
+        // can only wait, never fail.
+        let msg = match self.tx.try_send(msg) {
+            Ok(()) => return Ok(self.after_send(control)),
+            Err(flume::TrySendError::Full(msg)) | Err(flume::TrySendError::Disconnected(msg)) => {
+                msg
+            }
+        };
         if let Err(e) = self.tx.send_async(msg).await {
             return Err(e.into_inner());
         }
