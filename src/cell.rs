@@ -136,14 +136,22 @@ impl Core {
     }
 
     pub(crate) fn set_state(&self, s: ServiceState) {
+        self.publish_state(s, true);
+    }
+
+    /// Stores and announces `s`; `report`: tell the registry too (not for a service that
+    /// has already left the graph).
+    pub(crate) fn publish_state(&self, s: ServiceState, report: bool) {
         let index = STATES.iter().position(|x| *x == s).unwrap_or(0) as u8;
         self.state.store(index, Ordering::SeqCst);
         // Reported before waiters wake, so one who saw the state finds the registry told.
-        self.report(|| Event::State {
-            id: self.id,
-            state: s,
-            restart_count: self.restart_count(),
-        });
+        if report {
+            self.report(|| Event::State {
+                id: self.id,
+                state: s,
+                restart_count: self.restart_count(),
+            });
+        }
         if self.state_waiters.load(Ordering::SeqCst) > 0 {
             self.state_changed.notify_waiters();
         }

@@ -428,13 +428,17 @@ impl<A: Service> Runner<A> {
 
     /// Publishes the state a finished stop leaves: crashed if there is a crash reason.
     fn settle(&self) {
+        self.settle_state(true);
+    }
+
+    fn settle_state(&self, report: bool) {
         let core = &self.cell.core;
         let end = if core.crash_reason().is_some() {
             ServiceState::Crashed
         } else {
             ServiceState::Shutdown
         };
-        core.set_state(end);
+        core.publish_state(end, report);
     }
 
     /// Sends `res` on `reply`; a failed start or restart means the service crashed: a root
@@ -899,8 +903,8 @@ impl<A: Service> Runner<A> {
             system.forget_root(core.id);
         }
         // Published last, so whoever sees the stopped state finds the mailbox closed, the name
-        // free, the registry and the parent told (a later state event for a removed node is
-        // ignored by the registry).
-        self.settle();
+        // free, the registry and the parent told. The registry has dropped the node already:
+        // no state event for it.
+        self.settle_state(false);
     }
 }
