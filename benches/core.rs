@@ -34,17 +34,19 @@
 
 #![forbid(unsafe_code)]
 
-use std::future::Future;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{
+    CAPACITY, Flavour, FlumeSpawnStop, Mode, ModoSpawnStop, Workload, measure, median, mode,
+    new_criterion, nproc, print_grid, range, run_on, start_on_each, test_mode_note,
+};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use modo::{Addr, Context, Handler, Service, System};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
-
-/// Capacity of every bounded channel here: the floor's and modo's default mailbox alike.
-const CAPACITY: usize = modo::DEFAULT_MAILBOX_CAPACITY;
 
 // ----- how much work ------------------------------------------------------------------------
 
@@ -84,79 +86,6 @@ impl Sizes {
         reps: 1,
         warm_up: false,
     };
-}
-
-/// What the command line asks for, read the way criterion reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// `cargo bench`: measure.
-    Bench,
-    /// `cargo test`: run everything once, small.
-    Test,
-    /// `--list` or `--profile-time`: leave it to criterion, print no table.
-    Other,
-}
-
-fn mode() -> Mode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let has = |flag: &str| {
-        args.iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    };
-    if has("--list") || has("--profile-time") {
-        Mode::Other
-    } else if has("--bench") && !has("--test") {
-        Mode::Bench
-    } else {
-        Mode::Test
-    }
-}
-
-// ----- the runtimes --------------------------------------------------------------------------
-
-/// A runtime flavour and its name in group labels.
-struct Flavour {
-    name: &'static str,
-    rt: Runtime,
-}
-
-fn flavours() -> [Flavour; 2] {
-    let mt2 = Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-mt2")
-        .enable_all()
-        .build()
-        .expect("multi-thread runtime");
-    let ct = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("current-thread runtime");
-    [
-        Flavour {
-            name: "mt2",
-            rt: mt2,
-        },
-        Flavour { name: "ct", rt: ct },
-    ]
-}
-
-/// Runs `fut` as a task on `rt` (on a worker thread for `mt2`) and waits for its output.
-fn run_on<F>(rt: &Runtime, fut: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    rt.block_on(rt.spawn(fut)).expect("benchmark task panicked")
-}
-
-/// One side of a comparison: `iters` iterations of a workload, timed from inside the task.
-trait Workload: Clone + Send + Sync + 'static {
-    fn run(&self, iters: u64) -> impl Future<Output = Duration> + Send;
-}
-
-fn measure<W: Workload>(rt: &Runtime, w: &W, iters: u64) -> Duration {
-    let w = w.clone();
-    run_on(rt, async move { w.run(iters).await })
 }
 
 // ----- tell ----------------------------------------------------------------------------------
@@ -316,73 +245,8 @@ impl Workload for FlumeAsk {
 
 // ----- spawn + stop --------------------------------------------------------------------------
 
-/// A service with no hooks and no handlers: the cost of the runtime alone.
-#[derive(Debug)]
-struct Idle;
-
-impl Service for Idle {}
-
-#[derive(Clone)]
-struct ModoSpawnStop {
-    k: usize,
-}
-
-impl Workload for ModoSpawnStop {
-    async fn run(&self, iters: u64) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let system = System::new();
-            let mut addrs = Vec::with_capacity(self.k);
-            let start = Instant::now();
-            for _ in 0..self.k {
-                addrs.push(system.spawn(Idle).await.expect("spawn"));
-            }
-            // Each handle is dropped after its stop, inside the clock, as the floor drops
-            // its senders: the last handle frees the actor's shared cell.
-            for addr in addrs {
-                addr.stop().await.expect("stop");
-            }
-            // No roots are left: this only waits until every actor task has ended.
-            system.shutdown().await.expect("shutdown");
-            total += start.elapsed();
-            drop(system);
-        }
-        total
-    }
-}
-
-#[derive(Clone)]
-struct FlumeSpawnStop {
-    k: usize,
-}
-
-impl Workload for FlumeSpawnStop {
-    async fn run(&self, iters: u64) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let mut tasks = Vec::with_capacity(self.k);
-            let start = Instant::now();
-            for _ in 0..self.k {
-                // A task serving its channel until told to stop (`true`).
-                let (tx, rx) = flume::bounded::<bool>(CAPACITY);
-                let task = tokio::spawn(async move {
-                    while let Ok(stop) = rx.recv_async().await {
-                        if stop {
-                            break;
-                        }
-                    }
-                });
-                tasks.push((tx, task));
-            }
-            for (tx, task) in tasks {
-                tx.send_async(true).await.expect("task is running");
-                task.await.expect("task ended cleanly");
-            }
-            total += start.elapsed();
-        }
-        total
-    }
-}
+// `ModoSpawnStop` and `FlumeSpawnStop` are in `benches/common`: `benches/registry.rs` measures
+// the same pair.
 
 // ----- one flavour's fixtures ----------------------------------------------------------------
 
@@ -474,16 +338,6 @@ struct Row {
     pair_range: (f64, f64),
 }
 
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
-    }
-}
-
 /// Alternates flume and modo repetitions of `iters` iterations (`units` units of work each);
 /// returns the median nanoseconds per unit of each, and the spread of the pairwise ratios.
 fn ratio_pair<F: Workload, M: Workload>(
@@ -506,9 +360,7 @@ fn ratio_pair<F: Workload, M: Workload>(
         m.push(per_unit(measure(rt, modo, iters)));
     }
     let ratios: Vec<f64> = f.iter().zip(&m).map(|(f, m)| m / f).collect();
-    let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(&mut f), median(&mut m), (lo, hi))
+    (median(&mut f), median(&mut m), range(&ratios))
 }
 
 fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
@@ -606,17 +458,13 @@ fn ratio_text(row: &Row) -> (String, &'static str) {
 }
 
 fn print_table(rows: &[Row], sizes: Sizes, mode: Mode) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
         "modo / raw flume, same run: median of {} alternating repetitions (flume, then modo), \
-         nproc {nproc}{}",
+         nproc {}{}",
         sizes.reps,
-        if mode == Mode::Test {
-            "; TEST MODE, tiny sizes, not a measurement"
-        } else {
-            ""
-        }
+        nproc(),
+        test_mode_note(mode)
     );
     println!("ratio = modo / flume; in brackets the lowest and highest ratio of one pair");
     let header = [
@@ -643,28 +491,7 @@ fn print_table(rows: &[Row], sizes: Sizes, mode: Mode) {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("| {} |", parts.join(" | "));
-    };
-    line(&header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    println!("|-{}-|", rule.join("-|-"));
-    for row in &cells {
-        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&refs);
-    }
-    println!();
+    print_grid(header, &cells);
 }
 
 fn main() {
@@ -674,19 +501,9 @@ fn main() {
     } else {
         Sizes::TEST
     };
-    let flavours: Vec<(Flavour, Fixtures)> = flavours()
-        .into_iter()
-        .map(|f| {
-            let fx = Fixtures::start(&f.rt, sizes);
-            (f, fx)
-        })
-        .collect();
+    let flavours = start_on_each(|rt| Fixtures::start(rt, sizes));
 
-    let mut criterion = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut criterion = new_criterion();
     criterion_groups(&mut criterion, &flavours, sizes);
     criterion.final_summary();
 

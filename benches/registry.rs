@@ -34,19 +34,21 @@
 
 #![forbid(unsafe_code)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{
+    Flavour, FlumeSpawnStop, Mode, ModoSpawnStop, Workload, measure, median, mode, new_criterion,
+    nproc, print_grid, range, run_on, start_on_each, test_mode_note,
+};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use modo::{Addr, Context, Handler, Service, System};
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
 use uuid::Uuid;
-
-/// Capacity of the floor's channels: modo's default mailbox capacity.
-const CAPACITY: usize = modo::DEFAULT_MAILBOX_CAPACITY;
 
 /// Events one service reports to the registry in a spawn and a stop: `Spawned`, `State`
 /// (starting, running, stopping, shutdown), `Removed`.
@@ -82,148 +84,10 @@ impl Sizes {
     };
 }
 
-/// What the command line asks for, read the way criterion reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// `cargo bench`: measure.
-    Bench,
-    /// `cargo test`: run everything once, small.
-    Test,
-    /// `--list` or `--profile-time`: leave it to criterion, print no table.
-    Other,
-}
+// ----- (a) spawn + stop with the registry, (b) the flume floor ---------------------------------
 
-fn mode() -> Mode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let has = |flag: &str| {
-        args.iter()
-            .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
-    };
-    if has("--list") || has("--profile-time") {
-        Mode::Other
-    } else if has("--bench") && !has("--test") {
-        Mode::Bench
-    } else {
-        Mode::Test
-    }
-}
-
-// ----- the runtimes --------------------------------------------------------------------------
-
-/// A runtime flavour and its name in group labels.
-struct Flavour {
-    name: &'static str,
-    rt: Runtime,
-}
-
-fn flavours() -> [Flavour; 2] {
-    let mt2 = Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-mt2")
-        .enable_all()
-        .build()
-        .expect("multi-thread runtime");
-    let ct = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("current-thread runtime");
-    [
-        Flavour {
-            name: "mt2",
-            rt: mt2,
-        },
-        Flavour { name: "ct", rt: ct },
-    ]
-}
-
-/// Runs `fut` as a task on `rt` (on a worker thread for `mt2`) and waits for its output.
-fn run_on<F>(rt: &Runtime, fut: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    rt.block_on(rt.spawn(fut)).expect("benchmark task panicked")
-}
-
-/// One workload: `iters` iterations, timed from inside the task.
-trait Workload: Clone + Send + Sync + 'static {
-    fn run(&self, iters: u64) -> impl Future<Output = Duration> + Send;
-}
-
-fn measure<W: Workload>(rt: &Runtime, w: &W, iters: u64) -> Duration {
-    let w = w.clone();
-    run_on(rt, async move { w.run(iters).await })
-}
-
-// ----- (a) spawn + stop with the registry ------------------------------------------------------
-
-/// A service with no hooks and no handlers: the cost of the runtime alone.
-#[derive(Debug)]
-struct Idle;
-
-impl Service for Idle {}
-
-#[derive(Clone)]
-struct ModoSpawnStop {
-    k: usize,
-}
-
-impl Workload for ModoSpawnStop {
-    async fn run(&self, iters: u64) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let system = System::new();
-            let mut addrs = Vec::with_capacity(self.k);
-            let start = Instant::now();
-            for _ in 0..self.k {
-                addrs.push(system.spawn(Idle).await.expect("spawn"));
-            }
-            for addr in addrs {
-                addr.stop().await.expect("stop");
-            }
-            // No roots are left: this only waits until every actor task has ended.
-            system.shutdown().await.expect("shutdown");
-            total += start.elapsed();
-            drop(system);
-        }
-        total
-    }
-}
-
-// ----- (b) the flume floor ---------------------------------------------------------------------
-
-#[derive(Clone)]
-struct FlumeSpawnStop {
-    k: usize,
-}
-
-impl Workload for FlumeSpawnStop {
-    async fn run(&self, iters: u64) -> Duration {
-        let mut total = Duration::ZERO;
-        for _ in 0..iters {
-            let mut tasks = Vec::with_capacity(self.k);
-            let start = Instant::now();
-            for _ in 0..self.k {
-                // A task serving its channel until told to stop (`true`).
-                let (tx, rx) = flume::bounded::<bool>(CAPACITY);
-                let task = tokio::spawn(async move {
-                    while let Ok(stop) = rx.recv_async().await {
-                        if stop {
-                            break;
-                        }
-                    }
-                });
-                tasks.push((tx, task));
-            }
-            for (tx, task) in tasks {
-                tx.send_async(true).await.expect("task is running");
-                task.await.expect("task ended");
-            }
-            total += start.elapsed();
-        }
-        total
-    }
-}
+// `ModoSpawnStop` and `FlumeSpawnStop` are in `benches/common`: the `spawn_stop` pair of
+// `benches/core.rs`.
 
 // ----- (c) the registry's work, without the services ------------------------------------------
 
@@ -464,22 +328,6 @@ struct Row {
     share_range: (f64, f64),
 }
 
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
-    }
-}
-
-fn range(xs: &[f64]) -> (f64, f64) {
-    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
-}
-
 /// Alternates the three workloads (flume, modo, registry work), `sizes.reps` times after one
 /// discarded round, and returns the row of medians and ranges.
 fn ratio_row(flavour: &Flavour, fx: &Fixtures, sizes: Sizes) -> Row {
@@ -511,17 +359,13 @@ fn ratio_row(flavour: &Flavour, fx: &Fixtures, sizes: Sizes) -> Row {
 }
 
 fn print_table(rows: &[Row], sizes: Sizes, mode: Mode) {
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
         "spawn+stop with the registry (modo), the raw flume floor, and the registry's work alone \
-         ({EVENTS_PER_SERVICE} events per service): median of {} repetitions, nproc {nproc}{}",
+         ({EVENTS_PER_SERVICE} events per service): median of {} repetitions, nproc {}{}",
         sizes.reps,
-        if mode == Mode::Test {
-            "; TEST MODE, tiny sizes, not a measurement"
-        } else {
-            ""
-        }
+        nproc(),
+        test_mode_note(mode)
     );
     println!(
         "modo/flume = (a)/(b); registry share = (c)/(a), estimated; in brackets the lowest and \
@@ -568,28 +412,7 @@ fn print_table(rows: &[Row], sizes: Sizes, mode: Mode) {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &cells {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[&str]| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("| {} |", parts.join(" | "));
-    };
-    line(&header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    println!("|-{}-|", rule.join("-|-"));
-    for row in &cells {
-        let refs: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&refs);
-    }
-    println!();
+    print_grid(header, &cells);
 }
 
 fn main() {
@@ -599,19 +422,9 @@ fn main() {
     } else {
         Sizes::TEST
     };
-    let flavours: Vec<(Flavour, Fixtures)> = flavours()
-        .into_iter()
-        .map(|f| {
-            let fx = Fixtures::start(&f.rt, sizes);
-            (f, fx)
-        })
-        .collect();
+    let flavours = start_on_each(|rt| Fixtures::start(rt, sizes));
 
-    let mut criterion = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
+    let mut criterion = new_criterion();
     criterion_groups(&mut criterion, &flavours, sizes);
     criterion.final_summary();
 

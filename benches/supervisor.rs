@@ -9,12 +9,17 @@
 
 #![forbid(unsafe_code)]
 
+/// The runtimes, `nproc` and the median, shared with the other benchmarks (the rest of
+/// `benches/common` is their paired-workload machinery, which this one does not use).
+#[path = "common/base.rs"]
+mod base;
+
 use std::time::{Duration, Instant};
 
+use base::{Flavour, flavours, median, nproc};
 use criterion::Criterion;
 use modo::prelude::*;
 use modo::supervisor::Supervisor;
-use tokio::runtime::{Builder, Runtime};
 
 /// Panics on every message.
 #[derive(Default)]
@@ -78,24 +83,6 @@ async fn modo_spawn_stop(n: u32) -> Duration {
     took
 }
 
-fn runtimes() -> [(&'static str, Runtime); 2] {
-    let mt2 = Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let ct = Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    [("mt2", mt2), ("ct", ct)]
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(|a, b| a.total_cmp(b));
-    xs[xs.len() / 2]
-}
-
 fn main() {
     std::panic::set_hook(Box::new(|_| {}));
     let args: Vec<String> = std::env::args().collect();
@@ -107,7 +94,7 @@ fn main() {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
-    for (name, rt) in runtimes() {
+    for Flavour { name, rt } in flavours() {
         let mut group = c.benchmark_group(format!("restart/{name}"));
         group.throughput(criterion::Throughput::Elements(u64::from(n)));
         group.bench_function("floor", |b| {
@@ -126,7 +113,7 @@ fn main() {
     println!();
     println!(
         "restarts per second, median of {reps} alternating repetitions of {n}, nproc {}{}",
-        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        nproc(),
         if bench {
             ""
         } else {
@@ -137,14 +124,14 @@ fn main() {
         "| flavour | floor (task re-spawn) | modo restart | ratio | modo spawn+stop | restart / spawn+stop |"
     );
     println!("|---|---|---|---|---|---|");
-    for (name, rt) in runtimes() {
+    for Flavour { name, rt } in flavours() {
         let (mut f, mut m, mut s) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             f.push(f64::from(n) / rt.block_on(floor_restarts(n)).as_secs_f64());
             m.push(f64::from(n) / rt.block_on(modo_restarts(n)).as_secs_f64());
             s.push(f64::from(n) / rt.block_on(modo_spawn_stop(n)).as_secs_f64());
         }
-        let (f, m, s) = (median(f), median(m), median(s));
+        let (f, m, s) = (median(&mut f), median(&mut m), median(&mut s));
         println!(
             "| {name} | {:.0} k/s | {:.0} k/s | {:.2}x | {:.0} k/s | {:.2}x |",
             f / 1e3,

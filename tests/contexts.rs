@@ -7,26 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::Journal;
+use common::{Journal, Noted, j, secs};
 use modo::prelude::*;
 use tokio::time::Instant;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// Writes `drop:<name>` into the journal when dropped.
-struct Noted(String, Journal);
-
-impl Drop for Noted {
-    fn drop(&mut self) {
-        self.1.push(format!("drop:{}", self.0));
-    }
-}
 
 /// Run `r` adds, in this order: guard `g1@r`, async clean-up `a2@r`, a task holding
 /// `task@r`, guard `g3@r`, async clean-up `a4@r` that takes 1 s. Its hooks are journaled.

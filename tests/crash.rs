@@ -7,15 +7,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Fail, Journal, Ping, Probe};
+use common::{Fail, Journal, Ping, Probe, j};
 use modo::Hook;
 use modo::prelude::*;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
 
 /// The journal without the `on_init` entries, whose place depends on when a child's task is
 /// first polled.

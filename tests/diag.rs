@@ -2,14 +2,13 @@
 //! through `addr.diag()`, with the instant of each flag's last transition, and
 //! `transition_with`, which holds a flag exactly while its future runs, however it ends.
 
+mod common;
+
 use std::time::Duration;
 
+use common::secs;
 use modo::prelude::*;
 use tokio::time::Instant;
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// Raises and lowers flags on request; runs work under `transition_with`.
 struct Flagged;

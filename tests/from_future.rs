@@ -6,28 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::Journal;
+use common::{Journal, Noted, j, secs};
 use modo::Hook;
 use modo::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// Writes `drop:<name>` into the journal when dropped.
-struct Noted(String, Journal);
-
-impl Drop for Noted {
-    fn drop(&mut self) {
-        self.1.push(format!("drop:{}", self.0));
-    }
-}
 
 /// A future that writes `run:<name>` on its first poll and then holds a guard forever.
 async fn run_forever(name: String, journal: Journal) {

@@ -2,12 +2,8 @@
 
 mod common;
 
-use common::{Fail, Journal, Ping, Probe};
+use common::{Fail, Journal, Ping, Probe, j};
 use modo::prelude::*;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
 
 #[tokio::test]
 async fn single_service_runs_hooks_in_mode_order() {

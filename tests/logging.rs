@@ -1,43 +1,11 @@
 //! Logging names the service: Mode's `[^--Label]` prefix by depth, lifecycle lines at the
 //! service's mundane level, a span per service, and Mode's line format.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::Buffer;
 use modo::prelude::*;
 use tracing::Level;
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Collects everything the subscriber writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Buffer {
-    fn lines(&self) -> Vec<String> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-}
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
 
 struct Node {
     name: &'static str,

@@ -6,18 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::Journal;
+use common::{Journal, Noted, j, secs};
 use modo::prelude::*;
 use modo::{DEFAULT_SHUTDOWN_TIMEOUT, Hook};
 use tokio::time::Instant;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// What sets the flag of a [`Flagged`] service, besides the test.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -333,15 +325,6 @@ async fn system_shutdown_is_bounded_by_each_services_shutdown_timeout() {
 
 // ----- tasks cannot block the stop ------------------------------------------------------------------
 
-/// Writes `drop:<name>` into the journal when dropped.
-struct Noted(&'static str, Journal);
-
-impl Drop for Noted {
-    fn drop(&mut self) {
-        self.1.push(format!("drop:{}", self.0));
-    }
-}
-
 /// Its task never looks at the stop signal: it just keeps working.
 struct Stubborn {
     journal: Journal,
@@ -362,7 +345,7 @@ impl Service for Stubborn {
     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
         ctx.spawn_named(
             "stubborn",
-            work_forever(Noted("stubborn", self.journal.clone())),
+            work_forever(Noted::new("stubborn", &self.journal)),
         );
         Ok(())
     }

@@ -4,41 +4,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use common::{Journal, Probe};
+use common::{Buffer, Journal, Noted, Probe, j};
 use modo::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-fn j(entries: &[&str]) -> Vec<String> {
-    entries.iter().map(|s| s.to_string()).collect()
-}
-
-/// Writes `drop:<name>` into the journal when dropped: a task holding one shows when its
-/// future was dropped.
-struct Noted {
-    name: &'static str,
-    journal: Journal,
-}
-
-impl Noted {
-    fn new(name: &'static str, journal: &Journal) -> Self {
-        Noted {
-            name,
-            journal: journal.clone(),
-        }
-    }
-}
-
-impl Drop for Noted {
-    fn drop(&mut self) {
-        self.journal.push(format!("drop:{}", self.name));
-    }
-}
 
 /// A task body that holds `guard` and never ends by itself.
 async fn hold_forever(guard: Noted) {
@@ -564,27 +537,6 @@ async fn a_task_added_in_on_shutdown_does_not_leak_into_the_next_run() {
 
 // ----- tracing ------------------------------------------------------------------------------------
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
-
 struct Chatty;
 
 impl Service for Chatty {
@@ -620,7 +572,7 @@ async fn a_task_runs_in_a_span_carrying_its_name() {
     let c = system.spawn(Chatty).await.unwrap();
     c.stop().await.unwrap();
     system.shutdown().await.unwrap();
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let out = buffer.text();
     let line = out
         .lines()
         .find(|l| l.contains("pumping"))

@@ -7,18 +7,10 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Journal;
+use common::{Buffer, Journal, ms, secs};
 use modo::prelude::*;
 use modo::time::{DEFAULT_MAX_DRIFT_CORRECTION, Tick, Timer};
 use tokio::time::Instant;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
 
 /// Instants, recorded relative to the start of a test.
 #[derive(Clone)]
@@ -492,27 +484,6 @@ async fn intervals_not_longer_than_the_bound_are_not_corrected() {
 
 // ----- what the timer logs ------------------------------------------------------------------------
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Buffer {
-        self.clone()
-    }
-}
-
 /// Mode's rules: a wake-up at least `min(0.3 * interval, 1.2 s)` late is logged for intervals
 /// of a second or more; work that runs past the next tick is logged as an overlap.
 #[tokio::test(start_paused = true)]
@@ -547,7 +518,7 @@ async fn late_wake_ups_and_overlaps_are_logged() {
     fast.tick().await;
     tick_late(&mut fast, ms(400)).await; // sub-second interval: drift not logged
 
-    let out = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let out = buffer.text();
     let lines: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("beat:") || l.contains("fast:"))

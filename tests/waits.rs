@@ -10,30 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use common::Journal;
+use common::{Journal, Noted, ms, secs};
 use modo::prelude::*;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// Writes `drop:<name>` into the journal when dropped.
-struct Noted {
-    name: &'static str,
-    journal: Journal,
-}
-
-impl Drop for Noted {
-    fn drop(&mut self) {
-        self.journal.push(format!("drop:{}", self.name));
-    }
-}
 
 /// A future that holds a guard named `name`, takes `delay` (forever if `None`), writes
 /// `done:<name>` and returns `value`.
@@ -43,16 +23,13 @@ fn job<T>(
     delay: Option<Duration>,
     value: T,
 ) -> impl Future<Output = T> {
-    let guard = Noted {
-        name,
-        journal: journal.clone(),
-    };
+    let guard = Noted::new(name, journal);
     async move {
         match delay {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
-        guard.journal.push(format!("done:{name}"));
+        guard.1.push(format!("done:{name}"));
         value
     }
 }
