@@ -24,7 +24,7 @@ use crate::addr::{Addr, ServiceRef};
 use crate::cell::{CURRENT_ACTOR, Core};
 use crate::error::Error;
 use crate::mailbox::Lifecycle;
-use crate::registry::{Event, Registry};
+use crate::registry::{Event, Registry, Reporter};
 use crate::runner;
 use crate::service::Service;
 use crate::spec::{IntoServiceSpec, ServiceSpec};
@@ -64,6 +64,8 @@ pub(crate) struct SystemInner {
     names: DashMap<Arc<str>, ServiceRef>,
     /// Set once, right after the System is built.
     registry: std::sync::OnceLock<Addr<Registry>>,
+    /// Where services report graph changes (drained by the registry).
+    reporter: std::sync::OnceLock<Reporter>,
     /// Why the System was failed (see `System::fail`): what `shutdown` returns.
     failure: std::sync::Mutex<Option<Error>>,
 }
@@ -109,10 +111,13 @@ impl System {
                 dead_letters: DeadLetterBook::default(),
                 names: DashMap::new(),
                 registry: std::sync::OnceLock::new(),
+                reporter: std::sync::OnceLock::new(),
                 failure: std::sync::Mutex::new(None),
             }),
         };
-        let spec = ServiceSpec::new(Registry::default()).internal();
+        let (registry, reporter) = crate::registry::channel();
+        let _ = system.inner.reporter.set(reporter);
+        let spec = ServiceSpec::new(registry).internal();
         let registry = runner::create(&system, spec, None);
         // Its start needs no answer: events queued before it starts wait in its mailbox.
         let _ = registry.send_lifecycle(Lifecycle::Start);
@@ -310,8 +315,8 @@ impl SystemInner {
     }
 
     pub(crate) fn report(&self, event: Event) {
-        if let Some(registry) = self.registry.get() {
-            registry.deliver(event);
+        if let (Some(reporter), Some(registry)) = (self.reporter.get(), self.registry.get()) {
+            reporter.report(event, registry);
         }
     }
 }

@@ -2,8 +2,11 @@
 //! events every service reports as it is created, changes state and stops for good.
 //!
 //! There is one registry per [`System`](crate::System), started by `System::new` and
-//! stopped last by `System::shutdown`. Reporting is a non-blocking send to its unbounded lane,
-//! so the registry never slows a service down; its own lifecycle is not reported.
+//! stopped last by `System::shutdown`. Reporting is a non-blocking send of a small event on the
+//! registry's own unbounded flume channel, so the registry never slows a service down; its own
+//! lifecycle is not reported. The registry applies the events when it is asked for a snapshot,
+//! and whenever [`DRAIN_EVERY`] of them are waiting: a service does not wake the registry's
+//! task for every state change, and the graph is always current when it is read.
 //!
 //! # Invariants
 //! - Each service's events arrive in the order they happened: `Spawned` is queued by the
@@ -16,6 +19,8 @@ mod event;
 mod graph;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use uuid::Uuid;
 
@@ -27,12 +32,65 @@ use crate::context::Context;
 use crate::handler::Handler;
 use crate::service::Service;
 
+/// How many waiting events make the System ask the registry to apply them.
+pub const DRAIN_EVERY: usize = 1024;
+
 /// The registry actor. Reach it with [`System::registry`](crate::System::registry).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     nodes: HashMap<Uuid, Node, crate::system::IdHasher>,
     /// Creation order, so snapshots list siblings in the order they were added.
     next_seq: u64,
+    events: flume::Receiver<Event>,
+    /// Set by the System when it asked for a drain; cleared when one ran.
+    drain_asked: Arc<AtomicBool>,
+}
+
+/// The reporting side, kept by the System.
+#[derive(Debug)]
+pub(crate) struct Reporter {
+    events: flume::Sender<Event>,
+    drain_asked: Arc<AtomicBool>,
+}
+
+/// A registry and the reporter that feeds it.
+pub(crate) fn channel() -> (Registry, Reporter) {
+    let (tx, rx) = flume::unbounded();
+    let drain_asked = Arc::new(AtomicBool::new(false));
+    let registry = Registry {
+        nodes: HashMap::default(),
+        next_seq: 0,
+        events: rx,
+        drain_asked: drain_asked.clone(),
+    };
+    (
+        registry,
+        Reporter {
+            events: tx,
+            drain_asked,
+        },
+    )
+}
+
+impl Reporter {
+    /// Queues `event`; asks `registry` to apply the backlog once it is long. Never blocks.
+    pub(crate) fn report(&self, event: Event, registry: &Addr<Registry>) {
+        // Unbounded; fails only once the registry is gone, after every service.
+        let _ = self.events.send(event);
+        if self.events.len() >= DRAIN_EVERY && !self.drain_asked.swap(true, Ordering::AcqRel) {
+            let _ = registry.try_tell(Drain);
+        }
+    }
+}
+
+impl Registry {
+    /// Applies every waiting event, in order.
+    fn drain(&mut self) {
+        self.drain_asked.store(false, Ordering::Release);
+        while let Ok(event) = self.events.try_recv() {
+            self.apply(event);
+        }
+    }
 }
 
 impl Service for Registry {
@@ -40,15 +98,30 @@ impl Service for Registry {
         tracing::Level::DEBUG
     }
 
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> crate::error::HookResult {
+        self.drain();
+        Ok(())
+    }
+
     fn mailbox_capacity(&self) -> usize {
         usize::MAX
     }
 }
 
-impl Handler<Event> for Registry {
+/// Asks the registry to apply the waiting events.
+#[derive(Debug)]
+pub(crate) struct Drain;
+
+impl Handler<Drain> for Registry {
     type Reply = ();
 
-    async fn handle(&mut self, event: Event, _ctx: &mut Context<Self>) {
+    async fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        self.drain();
+    }
+}
+
+impl Registry {
+    fn apply(&mut self, event: Event) {
         match event {
             Event::Spawned {
                 service,
@@ -104,6 +177,7 @@ impl Handler<Snapshot> for Registry {
     type Reply = Graph;
 
     async fn handle(&mut self, _: Snapshot, _ctx: &mut Context<Self>) -> Graph {
+        self.drain();
         Graph::from_nodes(self.nodes.values().cloned().collect())
     }
 }
@@ -132,10 +206,5 @@ impl Addr<Registry> {
         self.ask(Snapshot)
             .await
             .unwrap_or_else(|_| Graph::from_nodes(Vec::new()))
-    }
-
-    pub(crate) fn deliver(&self, event: Event) {
-        // An unbounded lane: only fails once the registry has stopped, after every service.
-        let _ = self.try_tell(event);
     }
 }
