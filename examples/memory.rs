@@ -70,7 +70,6 @@ async fn main() -> Result<(), modo::Error> {
     }
     let n: usize = arg.and_then(|s| s.parse().ok()).unwrap_or(100_000);
 
-
     // Warm the allocator and the runtime, so the first actors do not pay for them.
     for _ in 0..1_000 {
         system.spawn(Idle).await?.stop().await?;
