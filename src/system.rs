@@ -303,6 +303,11 @@ impl System {
         self.request_shutdown();
     }
 
+    #[cfg(test)]
+    pub(crate) fn report_for_test(&self, event: Event) {
+        self.inner.report(event);
+    }
+
     /// A snapshot of the messages that could not be delivered, per service.
     pub fn dead_letters(&self) -> DeadLetters {
         self.inner.dead_letters.snapshot()

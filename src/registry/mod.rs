@@ -20,7 +20,7 @@ mod graph;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
@@ -44,6 +44,8 @@ pub struct Registry {
     events: flume::Receiver<Event>,
     /// Set by the System when it asked for a drain; cleared when one ran.
     drain_asked: Arc<AtomicBool>,
+    /// Events queued since the last drain (an estimate: enough to decide when to drain).
+    queued: Arc<AtomicUsize>,
 }
 
 /// The reporting side, kept by the System.
@@ -51,23 +53,27 @@ pub struct Registry {
 pub(crate) struct Reporter {
     events: flume::Sender<Event>,
     drain_asked: Arc<AtomicBool>,
+    queued: Arc<AtomicUsize>,
 }
 
 /// A registry and the reporter that feeds it.
 pub(crate) fn channel() -> (Registry, Reporter) {
     let (tx, rx) = flume::unbounded();
     let drain_asked = Arc::new(AtomicBool::new(false));
+    let queued = Arc::new(AtomicUsize::new(0));
     let registry = Registry {
         nodes: HashMap::default(),
         next_seq: 0,
         events: rx,
         drain_asked: drain_asked.clone(),
+        queued: queued.clone(),
     };
     (
         registry,
         Reporter {
             events: tx,
             drain_asked,
+            queued,
         },
     )
 }
@@ -77,7 +83,8 @@ impl Reporter {
     pub(crate) fn report(&self, event: Event, registry: &Addr<Registry>) {
         // Unbounded; fails only once the registry is gone, after every service.
         let _ = self.events.send(event);
-        if self.events.len() >= DRAIN_EVERY && !self.drain_asked.swap(true, Ordering::AcqRel) {
+        let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
+        if queued >= DRAIN_EVERY && !self.drain_asked.swap(true, Ordering::AcqRel) {
             let _ = registry.try_tell(Drain);
         }
     }
@@ -86,6 +93,7 @@ impl Reporter {
 impl Registry {
     /// Applies every waiting event, in order.
     fn drain(&mut self) {
+        self.queued.store(0, Ordering::Relaxed);
         self.drain_asked.store(false, Ordering::Release);
         while let Ok(event) = self.events.try_recv() {
             self.apply(event);
@@ -206,5 +214,32 @@ impl Addr<Registry> {
         self.ask(Snapshot)
             .await
             .unwrap_or_else(|_| Graph::from_nodes(Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::System;
+
+    /// A long backlog asks the registry for a drain once, and the drain empties it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_long_backlog_asks_for_one_drain() {
+        let system = System::new();
+        let registry = system.registry().clone();
+        for _ in 0..DRAIN_EVERY - 1 {
+            system.report_for_test(Event::Removed { id: Uuid::new_v4() });
+        }
+        assert_eq!(registry.mailbox_len(), 0, "no drain asked yet");
+        for _ in 0..10 {
+            system.report_for_test(Event::Removed { id: Uuid::new_v4() });
+        }
+        assert_eq!(
+            registry.mailbox_len(),
+            1,
+            "one drain asked, not one per event"
+        );
+        assert!(registry.graph().await.is_empty());
+        system.shutdown().await.unwrap();
     }
 }
