@@ -46,7 +46,21 @@
 //! ```
 //!
 //! Start with [`Service`] (the hooks and their order), [`Handler`], [`Addr`] and [`Context`].
-//! ARCHITECTURE.md in the repository maps the modules and the invariants.
+//! Then:
+//!
+//! - [`Context`] is Mode's toolbox: background tasks, drift-corrected timers
+//!   ([`time::Timer`]), sleeps and waits that end when the service stops ([`StopSignal`]),
+//!   exit stacks, the shutdown flag, diagnostics ([`Diag`]); [`Seconds`] reads Mode's
+//!   durations; [`from_future`] makes a service of a future.
+//! - [`supervisor`]: supervisors are actors with Mode's and Erlang's strategies, restart
+//!   intensity that escalates, restart policies and backoff.
+//! - [`registry`]: each [`System`] keeps the live graph of its services in a registry actor
+//!   ([`System::registry`]), with snapshots, topological sort and Graphviz DOT, and finds
+//!   named services ([`System::lookup`]).
+//! - [`log`]: Mode's `[^--Label]` prefixes and line format over `tracing`.
+//!
+//! ARCHITECTURE.md in the repository maps the modules, the path of a message, the lifecycle
+//! state machine and the invariants, each with the test that proves it.
 
 #![forbid(unsafe_code)]
 #![warn(
