@@ -58,6 +58,8 @@
 //!   ([`System::registry`]), with snapshots, topological sort and Graphviz DOT, and finds
 //!   named services ([`System::lookup`]).
 //! - [`log`]: Mode's `[^--Label]` prefixes and line format over `tracing`.
+//! - [`signal`]: Mode's observer pattern: [`Signal`]s whose receivers run in order, a failing
+//!   one reported without stopping the others.
 //!
 //! ARCHITECTURE.md in the repository maps the modules, the path of a message, the lifecycle
 //! state machine and the invariants, each with the test that proves it.
@@ -83,6 +85,7 @@ mod mailbox;
 pub mod registry;
 mod runner;
 mod service;
+pub mod signal;
 mod spec;
 mod state;
 pub mod supervisor;
@@ -101,6 +104,7 @@ pub use handler::Handler;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
 pub use registry::{Graph, Registry};
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
+pub use signal::Signal;
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;
 pub use supervisor::{Strategy, Supervisor};
