@@ -58,6 +58,8 @@
 //!   ([`System::registry`]), with snapshots, topological sort and Graphviz DOT, and finds
 //!   named services ([`System::lookup`]).
 //! - [`log`]: Mode's `[^--Label]` prefixes and line format over `tracing`.
+//! - [`worker`]: the [`Worker`] runs a tree of services as a program: logging set-up, OS
+//!   signals (graceful stop, tree dump), a blocking detector and exit codes.
 //! - [`signal`]: Mode's observer pattern: [`Signal`]s whose receivers run in order, a failing
 //!   one reported without stopping the others.
 //!
@@ -92,6 +94,7 @@ pub mod supervisor;
 mod system;
 pub mod time;
 mod wait;
+pub mod worker;
 
 pub use addr::{Addr, ServiceRef, WeakAddr};
 pub use awaitable::{FutureService, from_future};
@@ -111,6 +114,7 @@ pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
 pub use time::{Seconds, SecondsError};
 pub use wait::{StopSignal, Ticks, WaitError};
+pub use worker::Worker;
 
 /// What `use modo::prelude::*;` brings in: the types every service touches.
 pub mod prelude {

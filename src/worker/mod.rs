@@ -1,0 +1,461 @@
+//! The [`Worker`]: runs a tree of services as a program (Mode's `mode.Worker`).
+//!
+//! The Worker is the root of the tree: a service labelled `Worker` whose children are the
+//! services it was given, started in order after it and stopped in reverse before it, so its
+//! log lines read `[^Worker]`, its children's `[^-App]`, and so on down. It sets up logging
+//! (Mode's line format, see [`ModeFormat`](crate::log::ModeFormat)), listens to OS signals,
+//! watches the runtime for blocking code, and turns the outcome into an exit code.
+//!
+//! A root service that stops on its own is removed from the tree and the Worker goes on
+//! running (as Mode's does) until a signal stops it.
+//!
+//! # Signals (unix)
+//! - SIGINT (Ctrl-C) and SIGTERM start a graceful stop of the whole tree
+//!   ([`System::shutdown`]: children first, each stop bounded by its shutdown timeout), logged
+//!   as `[^Worker]: Stopping on signal received...`. Only the first stop signal counts: a
+//!   SIGTERM during the stop is ignored.
+//! - A SIGINT during the stop (Ctrl-C pressed again) exits at once with
+//!   [`EXIT_INTERRUPTED`] (130) from [`Worker::execute_from_commandline`] (and ends
+//!   [`Worker::run`] with [`WorkerExit::Interrupted`]), without waiting for the stop.
+//! - SIGUSR1 prints the live service tree (from the registry: each service indented by its
+//!   depth, with its state and restart count) to stderr; the program keeps running.
+//!
+//! Off unix, Ctrl-C alone stops the Worker (and a second one exits at once).
+//!
+//! # Exit codes ([`Worker::execute_from_commandline`])
+//! - 0: the tree stopped cleanly (after a signal, or at once with `daemon(false)`).
+//! - 1 ([`EXIT_FAILURE`]): a root service crashed (the crash reaches the Worker, which crashes
+//!   and stops the rest of the tree), a hook failed while starting or stopping, or the System
+//!   was failed ([`System::fail`]); the reason is printed to stderr.
+//! - 130 ([`EXIT_INTERRUPTED`]): interrupted again during the stop.
+//!
+//! # Blocking detector
+//! On by default: a heartbeat task on the runtime and a watchdog on its own OS thread. When
+//! the heartbeat has not run for the blocking timeout (default 10 s, Mode's), the watchdog
+//! logs a warning naming the timeout, once per stall. It notices a runtime where no task can
+//! run: a current-thread runtime whose thread is blocked, or a multi-thread runtime whose every
+//! worker thread is; one blocked worker among several idle ones goes unnoticed.
+//!
+//! ```no_run
+//! use modo::prelude::*;
+//! use modo::Worker;
+//!
+//! struct App;
+//! impl Service for App {}
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Worker::new(App).loglevel(tracing::Level::INFO).execute_from_commandline()
+//! }
+//! ```
+
+mod blocking;
+mod logging;
+mod signals;
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Level;
+
+use crate::addr::{Addr, ServiceRef};
+use crate::context::Context;
+use crate::error::{CrashReason, Error};
+use crate::registry::{Graph, Node};
+use crate::service::{ChildAction, Service};
+use crate::spec::Dependency;
+use crate::system::System;
+
+use blocking::BlockingDetector;
+use logging::LogConfig;
+use signals::{Sig, Signals};
+
+/// Mode's default blocking timeout: 10 seconds.
+pub const DEFAULT_BLOCKING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The exit code when a root service crashed or a hook failed.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// The exit code when a second SIGINT arrived during the stop (128 + SIGINT, the shell's
+/// convention for a program ended by Ctrl-C).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The Worker's label, and so its log prefix `[^Worker]`.
+const LABEL: &str = "Worker";
+const PREFIX: &str = "[^Worker]";
+
+/// Runs services as a program: the root of their tree, with logging, signals, a blocking
+/// detector and exit codes. See the [module docs](self).
+#[derive(Debug)]
+pub struct Worker {
+    services: Vec<Dependency>,
+    log: LogConfig,
+    override_logging: bool,
+    blocking_timeout: Duration,
+    detect_blocking: bool,
+    daemon: bool,
+    handle_signals: bool,
+}
+
+/// How a Worker's run ended (see [`Worker::run`]).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WorkerExit {
+    /// The tree stopped cleanly.
+    Stopped,
+    /// A root service crashed, a hook failed, or the System was failed: the error says which.
+    Failed(Error),
+    /// A second SIGINT arrived during the stop; the stop was abandoned.
+    Interrupted,
+}
+
+impl WorkerExit {
+    /// The process exit code: 0, [`EXIT_FAILURE`] or [`EXIT_INTERRUPTED`].
+    pub fn code(&self) -> u8 {
+        match self {
+            WorkerExit::Stopped => 0,
+            WorkerExit::Failed(_) => EXIT_FAILURE,
+            WorkerExit::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+impl Worker {
+    /// A Worker running one root service (more with [`add_service`](Self::add_service)).
+    pub fn new(service: impl Into<Dependency>) -> Self {
+        Self::with_services(vec![service.into()])
+    }
+
+    /// A Worker running these services, started in order and stopped in reverse.
+    pub fn with_services(services: Vec<Dependency>) -> Self {
+        Worker {
+            services,
+            log: LogConfig::default(),
+            override_logging: true,
+            blocking_timeout: DEFAULT_BLOCKING_TIMEOUT,
+            detect_blocking: true,
+            daemon: true,
+            handle_signals: true,
+        }
+    }
+
+    /// Adds a service, started after the ones given before.
+    pub fn add_service(mut self, service: impl Into<Dependency>) -> Self {
+        self.services.push(service.into());
+        self
+    }
+
+    /// The log level. Default: `RUST_LOG` (an `EnvFilter` directive) if set, else info.
+    pub fn loglevel(mut self, level: Level) -> Self {
+        self.log.level = Some(level);
+        self
+    }
+
+    /// Also appends the log lines to this file (created if missing).
+    pub fn logfile(mut self, path: impl Into<PathBuf>) -> Self {
+        self.log.file = Some(path.into());
+        self
+    }
+
+    /// Writes no log lines to stderr (a log file still gets them).
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.log.quiet = quiet;
+        self
+    }
+
+    /// Whether the Worker installs its own tracing subscriber. Default: `true`. With
+    /// `false`, bring your own (Mode's `override_logging=False`); the level, file and quiet
+    /// options are then ignored. Installing never replaces a subscriber already set: a second
+    /// Worker in one process keeps the first one's.
+    pub fn override_logging(mut self, yes: bool) -> Self {
+        self.override_logging = yes;
+        self
+    }
+
+    /// How long the runtime may make no progress before the blocking detector warns.
+    /// Default: [`DEFAULT_BLOCKING_TIMEOUT`] (10 s).
+    pub fn blocking_timeout(mut self, timeout: Duration) -> Self {
+        self.blocking_timeout = timeout;
+        self
+    }
+
+    /// Whether to run the blocking detector. Default: `true`.
+    pub fn detect_blocking(mut self, yes: bool) -> Self {
+        self.detect_blocking = yes;
+        self
+    }
+
+    /// `true` (the default): run until a signal (or a crash) stops the Worker. `false`: run
+    /// to completion, stopping as soon as the services have started.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Whether the Worker installs its signal handlers. Default: `true`. With `false` it only
+    /// stops on a crash, a failure or (with `daemon(false)`) once started: for a Worker
+    /// embedded in a process that handles its own signals, or in tests. Once installed, a
+    /// handler stays for the rest of the process (the signals are then ignored when no
+    /// Worker listens).
+    pub fn handle_signals(mut self, yes: bool) -> Self {
+        self.handle_signals = yes;
+        self
+    }
+
+    /// Runs the services on the current tokio runtime until they stop, and says how it ended.
+    /// Sets up logging, the signal handlers and the blocking detector first.
+    pub async fn run(self) -> WorkerExit {
+        let Worker {
+            services,
+            log,
+            override_logging,
+            blocking_timeout,
+            detect_blocking,
+            daemon,
+            handle_signals,
+        } = self;
+        if override_logging && let Err(e) = logging::init(&log) {
+            return WorkerExit::Failed(worker_error(format!(
+                "cannot open the log file {}: {e}",
+                log.file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""))
+                    .display()
+            )));
+        }
+        let mut signals = match handle_signals.then(Signals::install).transpose() {
+            Ok(signals) => signals,
+            Err(e) => {
+                return WorkerExit::Failed(worker_error(format!(
+                    "cannot install the signal handlers: {e}"
+                )));
+            }
+        };
+        let detector = if detect_blocking {
+            let handle = tokio::runtime::Handle::current();
+            match BlockingDetector::start(&handle, blocking_timeout, PREFIX.to_owned()) {
+                Ok(detector) => Some(detector),
+                Err(e) => {
+                    tracing::warn!(target: "modo", "{PREFIX}: no blocking detector: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let system = System::new();
+        let exit = serve(&system, &mut signals, Root { services }, daemon).await;
+        if let Some(detector) = detector {
+            detector.stop();
+        }
+        exit
+    }
+
+    /// Runs the services on the current tokio runtime until they stop (see
+    /// [`run`](Self::run)).
+    ///
+    /// # Errors
+    /// The crash or hook failure that ended the run ([`Error::Crashed`] for a crashed root
+    /// service, with the Worker's label and the crash reason); an interrupted stop is
+    /// [`Error::Crashed`] with the message "interrupted during the stop".
+    pub async fn execute(self) -> Result<(), Error> {
+        match self.run().await {
+            WorkerExit::Stopped => Ok(()),
+            WorkerExit::Failed(e) => Err(e),
+            WorkerExit::Interrupted => Err(worker_error("interrupted during the stop".into())),
+        }
+    }
+
+    /// Builds a multi-thread tokio runtime, runs the services on it until they stop, and
+    /// returns the exit code: 0 after a clean stop, [`EXIT_FAILURE`] (the reason printed to
+    /// stderr) after a crash or a failed hook. Interrupted during the stop, it exits the
+    /// process at once with [`EXIT_INTERRUPTED`].
+    pub fn execute_from_commandline(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                eprintln!("modo: cannot build the tokio runtime: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        };
+        let exit = runtime.block_on(self.run());
+        match exit {
+            WorkerExit::Interrupted => {
+                eprintln!("modo: interrupted during the stop: exiting at once");
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+            WorkerExit::Failed(ref e) => eprintln!("modo: the Worker failed: {e}"),
+            WorkerExit::Stopped => {}
+        }
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        ExitCode::from(exit.code())
+    }
+}
+
+/// An error in the Worker's own name.
+fn worker_error(message: String) -> Error {
+    Error::Crashed {
+        label: Arc::from(LABEL),
+        reason: CrashReason::msg(message),
+    }
+}
+
+/// Starts the tree, waits for a stop signal (or its end), stops it.
+async fn serve(
+    system: &System,
+    signals: &mut Option<Signals>,
+    root: Root,
+    daemon: bool,
+) -> WorkerExit {
+    let spawn = system.spawn(root);
+    tokio::pin!(spawn);
+    // Signals are handled during the start too: a stop signal abandons the wait (the start
+    // goes on, and the shutdown stops what started).
+    let started = loop {
+        tokio::select! {
+            result = &mut spawn => break Some(result),
+            sig = next_signal(signals) => match sig {
+                Sig::DumpTree => dump_tree(system).await,
+                Sig::Interrupt | Sig::Terminate => {
+                    stopping_on_signal();
+                    break None;
+                }
+            },
+        }
+    };
+    let worker: Option<Addr<Root>> = match started {
+        Some(Ok(worker)) => Some(worker),
+        Some(Err(e)) => {
+            let _ = system.shutdown().await;
+            return WorkerExit::Failed(e);
+        }
+        None => None,
+    };
+    if let (Some(worker), true) = (&worker, daemon) {
+        loop {
+            tokio::select! {
+                () = worker.wait_until_stopped() => break,
+                sig = next_signal(signals) => match sig {
+                    Sig::DumpTree => dump_tree(system).await,
+                    Sig::Interrupt | Sig::Terminate => {
+                        stopping_on_signal();
+                        break;
+                    }
+                },
+            }
+        }
+    }
+    let shutdown = system.shutdown();
+    tokio::pin!(shutdown);
+    let result = loop {
+        tokio::select! {
+            result = &mut shutdown => break result,
+            sig = next_signal(signals) => match sig {
+                Sig::DumpTree => dump_tree(system).await,
+                Sig::Interrupt => return WorkerExit::Interrupted,
+                Sig::Terminate => {
+                    tracing::info!(target: "modo", "{PREFIX}: Already stopping: signal ignored");
+                }
+            },
+        }
+    };
+    if let Some(reason) = worker.as_ref().and_then(|w| w.crash_reason()) {
+        return WorkerExit::Failed(Error::Crashed {
+            label: Arc::from(LABEL),
+            reason,
+        });
+    }
+    match result {
+        Ok(()) => WorkerExit::Stopped,
+        Err(e) => WorkerExit::Failed(e),
+    }
+}
+
+/// The next signal; never, when the Worker does not handle signals.
+async fn next_signal(signals: &mut Option<Signals>) -> Sig {
+    match signals {
+        Some(signals) => signals.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn stopping_on_signal() {
+    tracing::info!(target: "modo", "{PREFIX}: Stopping on signal received...");
+}
+
+/// Prints the live tree to stderr.
+async fn dump_tree(system: &System) {
+    let graph = system.registry().graph().await;
+    eprint!("{}", render_tree(&graph));
+}
+
+/// The tree, one service a line, indented two spaces per level.
+fn render_tree(graph: &Graph) -> String {
+    fn node(graph: &Graph, n: &Node, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "{:indent$}{} state={} restarts={} depth={}",
+            "",
+            n.label,
+            n.state,
+            n.restart_count,
+            n.depth,
+            indent = 2 * n.depth
+        );
+        for child in graph.children(n.id) {
+            node(graph, child, out);
+        }
+    }
+    let mut out = format!("--- modo service tree ({} services) ---\n", graph.len());
+    for root in graph.roots() {
+        node(graph, root, &mut out);
+    }
+    out.push_str("--- end of service tree ---\n");
+    out
+}
+
+/// The Worker as a service: the root of the tree, its services as children.
+struct Root {
+    services: Vec<Dependency>,
+}
+
+impl Service for Root {
+    fn label(&self) -> Cow<'static, str> {
+        Cow::Borrowed(LABEL)
+    }
+
+    fn dependencies(&mut self) -> Vec<Dependency> {
+        std::mem::take(&mut self.services)
+    }
+
+    /// A crashed root service crashes the Worker: the rest of the tree stops and the program
+    /// exits non-zero (Mode re-raises the crash).
+    async fn on_child_crashed(
+        &mut self,
+        child: &ServiceRef,
+        reason: &CrashReason,
+        ctx: &mut Context<Self>,
+    ) -> ChildAction {
+        ctx.log()
+            .error(format_args!("{} crashed: {reason}", child.label()));
+        ChildAction::Escalate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(WorkerExit::Stopped.code(), 0);
+        assert_eq!(WorkerExit::Failed(Error::ShuttingDown).code(), 1);
+        assert_eq!(WorkerExit::Interrupted.code(), 130);
+    }
+}
