@@ -197,6 +197,10 @@ pub enum Hook {
     OnShutdown,
     /// [`Service::on_restart`](crate::Service::on_restart).
     OnRestart,
+    /// [`Service::on_thread_started`](crate::Service::on_thread_started).
+    OnThreadStarted,
+    /// [`Service::on_thread_stop`](crate::Service::on_thread_stop).
+    OnThreadStop,
 }
 
 impl fmt::Display for Hook {
@@ -213,6 +217,8 @@ impl fmt::Display for Hook {
             Hook::JoinTasks => "joining tasks",
             Hook::OnShutdown => "on_shutdown",
             Hook::OnRestart => "on_restart",
+            Hook::OnThreadStarted => "on_thread_started",
+            Hook::OnThreadStop => "on_thread_stop",
         })
     }
 }

@@ -65,6 +65,7 @@ pub(crate) fn create<S: Service>(
         mailbox_capacity,
         name,
         internal,
+        own_thread,
     } = spec;
     let (service, factory) = match init {
         Init::Value(s) => (s, None),
@@ -107,13 +108,70 @@ pub(crate) fn create<S: Service>(
         deferred: VecDeque::new(),
         ctrl_seen: 0,
         held_stops: Vec::new(),
+        own_thread,
     };
     let span = crate::log::service_span(addr.core());
-    let fut = CURRENT_ACTOR
-        .scope(addr.id(), runner.run())
-        .instrument(span);
-    system.track(fut);
+    let id = addr.id();
+    let fut = system.tracked(CURRENT_ACTOR.scope(id, runner.run()).instrument(span));
+    if own_thread {
+        spawn_on_thread(system, addr.core(), fut);
+    } else {
+        system.track(async move { answer_all(fut.await) });
+    }
     addr
+}
+
+/// The answers a finished actor owes: sent once it is completely gone.
+type Answers = Vec<(Reply, Result<bool, Error>)>;
+
+fn answer_all(answers: Answers) {
+    for (reply, res) in answers {
+        let _ = reply.send(res);
+    }
+}
+
+/// Mode's `ServiceThread`: the actor runs on its own OS thread, in its own current-thread
+/// runtime. Its last answers (the stop that ended it) are sent after that runtime has shut
+/// down (bounded by the shutdown timeout), so a `stop()` that returned finds the thread done.
+fn spawn_on_thread<F>(system: &System, core: &crate::cell::Core, fut: F)
+where
+    F: std::future::Future<Output = Answers> + Send + 'static,
+{
+    let timeout = core.settings.shutdown_timeout;
+    let name = format!("modo-{}", core.label);
+    // The future is handed to the thread through a slot, so that if the thread cannot be
+    // started it can still run on the System's runtime.
+    let slot = Arc::new(std::sync::Mutex::new(Some(fut)));
+    let on_thread = slot.clone();
+    let started = std::thread::Builder::new().name(name).spawn(move || {
+        let Some(fut) = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => {
+                let answers = rt.block_on(fut);
+                rt.shutdown_timeout(timeout);
+                answer_all(answers);
+            }
+            Err(e) => {
+                tracing::error!(target: "modo", "no runtime for a service thread: {e}");
+                drop(fut);
+            }
+        }
+    });
+    if let Err(e) = started {
+        tracing::error!(
+            target: "modo",
+            "{}: could not start its own thread ({e}); running it on the System's runtime",
+            core.prefix()
+        );
+        if let Some(fut) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            system.track(async move { answer_all(fut.await) });
+        }
+    }
 }
 
 /// What the loop does after a control message.
@@ -136,6 +194,8 @@ struct Runner<A: Service> {
     ctrl_seen: usize,
     /// Stops waiting for the parent's decision (see `Notice::Stopped`), with their result.
     held_stops: Vec<(Reply, Result<bool, Error>)>,
+    /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
+    own_thread: bool,
 }
 
 /// Runs a hook with panic capture: `Err` carries the crash reason.
@@ -182,9 +242,17 @@ async fn bounded<F: std::future::Future>(
 }
 
 impl<A: Service> Runner<A> {
-    async fn run(mut self) {
+    /// Runs the actor to its end; returns the answers it still owes (sent by the caller once
+    /// the actor is completely gone).
+    async fn run(mut self) -> Answers {
         if let Err(reason) = self.init_instance(false) {
             // A service that cannot even initialise is crashed before its first start.
+            self.cell.core.record_crash(reason);
+            self.cell.core.set_state(ServiceState::Crashed);
+        } else if self.own_thread
+            && let Err(reason) = run_hook!(self, on_thread_started, Hook::OnThreadStarted)
+        {
+            // Its thread could not be set up: the service cannot start.
             self.cell.core.record_crash(reason);
             self.cell.core.set_state(ServiceState::Crashed);
         }
@@ -200,10 +268,14 @@ impl<A: Service> Runner<A> {
                 break answer;
             }
         };
-        if let Some((reply, res)) = answer {
-            let _ = reply.send(res);
+        if self.own_thread
+            && let Err(reason) = run_hook!(self, on_thread_stop, Hook::OnThreadStop)
+        {
+            self.ctx.log().error(format_args!("{reason}"));
         }
-        self.release_held_stops();
+        let mut answers: Answers = answer.into_iter().collect();
+        answers.append(&mut self.held_stops);
+        answers
     }
 
     // ----- the mailbox loop -------------------------------------------------------------

@@ -111,6 +111,26 @@ pub trait Service: Sized + Send + 'static {
         async { Ok(()) }
     }
 
+    /// For a service spawned [on its own thread](crate::ServiceSpec::on_own_thread): runs on
+    /// that thread once it is up, before the first start. An `Err` leaves the service crashed.
+    fn on_thread_started(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// For a service spawned on its own thread: runs on that thread after the service stopped
+    /// for good, just before the thread's runtime shuts down.
+    fn on_thread_stop(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
     /// A child crashed: it has run its stop hooks and waits for this decision. Runs on this
     /// service's task, as a control message, in the same scheduling round as the crash.
     ///

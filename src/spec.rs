@@ -42,6 +42,7 @@ pub struct ServiceSpec<S: Service> {
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) name: Option<String>,
     pub(crate) internal: bool,
+    pub(crate) own_thread: bool,
 }
 
 impl<S: Service> ServiceSpec<S> {
@@ -52,6 +53,7 @@ impl<S: Service> ServiceSpec<S> {
             mailbox_capacity: None,
             name: None,
             internal: false,
+            own_thread: false,
         }
     }
 
@@ -69,6 +71,7 @@ impl<S: Service> ServiceSpec<S> {
             mailbox_capacity: None,
             name: None,
             internal: false,
+            own_thread: false,
         }
     }
 
@@ -87,6 +90,17 @@ impl<S: Service> ServiceSpec<S> {
         self
     }
 
+    /// Runs the service on its own OS thread, in its own current-thread tokio runtime (Mode's
+    /// `ServiceThread`): for a service whose work would block the shared runtime. Its `Addr`
+    /// works from anywhere; [`Service::on_thread_started`] and [`Service::on_thread_stop`]
+    /// run on that thread; a crash reaches its parent or supervisor like any other. Stopping
+    /// it for good shuts that runtime down (bounded by the shutdown timeout) before `stop()`
+    /// returns, and the thread ends.
+    pub fn on_own_thread(mut self) -> Self {
+        self.own_thread = true;
+        self
+    }
+
     /// Marks one of the System's own services: it does not report to the registry.
     pub(crate) fn internal(mut self) -> Self {
         self.internal = true;
@@ -101,6 +115,7 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
             .field("factory", &matches!(self.init, Init::Factory(_)))
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("name", &self.name)
+            .field("own_thread", &self.own_thread)
             .finish()
     }
 }

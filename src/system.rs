@@ -173,6 +173,14 @@ impl System {
         Arc::downgrade(&self.inner)
     }
 
+    /// `fut`, counted by the tracker that `shutdown` waits on, wherever it runs.
+    pub(crate) fn tracked<F: Future>(
+        &self,
+        fut: F,
+    ) -> tokio_util::task::task_tracker::TrackedFuture<F> {
+        self.inner.tracker.track_future(fut)
+    }
+
     pub(crate) fn track<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
