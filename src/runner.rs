@@ -116,7 +116,7 @@ pub(crate) fn create<S: Service>(
     if own_thread {
         spawn_on_thread(system, addr.core(), fut);
     } else {
-        system.track(async move { answer_all(fut.await) });
+        system.spawn_task(async move { answer_all(fut.await) });
     }
     addr
 }
@@ -169,7 +169,7 @@ where
             core.prefix()
         );
         if let Some(fut) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            system.track(async move { answer_all(fut.await) });
+            system.spawn_task(async move { answer_all(fut.await) });
         }
     }
 }

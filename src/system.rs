@@ -181,13 +181,12 @@ impl System {
         self.inner.tracker.track_future(fut)
     }
 
-    pub(crate) fn track<F>(&self, fut: F)
+    /// Runs `fut` on the System's runtime (an actor's future is `tracked` already).
+    pub(crate) fn spawn_task<F>(&self, fut: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.inner
-            .handle
-            .spawn(self.inner.tracker.track_future(fut));
+        self.inner.handle.spawn(fut);
     }
 
     /// Spawns a root service and returns its address once it has started (its children and
