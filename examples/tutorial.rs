@@ -1,23 +1,30 @@
-//! The app from Mode's introduction, as modo services: an `App` with `Websockets`,
-//! `Webserver` and `UserCache` children, a periodic "removing expired users" task, a few
-//! requests, then a graceful stop (after a few seconds, or on Ctrl-C).
+//! The app from Mode's introduction, as modo services run by a [`Worker`]: the Worker is the
+//! root of the tree, an `App` below it with `Websockets`, `Webserver` and `UserCache`
+//! children, a periodic "removing expired users" task and a few requests. Ctrl-C (SIGINT) or
+//! SIGTERM stops the whole tree gracefully, children first.
 //!
 //! ```text
-//! cargo run --example tutorial            # runs for 3 s
-//! cargo run --example tutorial -- 10      # runs for 10 s (Ctrl-C stops it earlier)
+//! cargo run --example tutorial            # a daemon: runs until Ctrl-C
+//! cargo run --example tutorial -- 10      # stops by itself after 10 s (Ctrl-C stops it earlier)
 //! ```
 //!
-//! The log lines show the tree: `[^App]`, its children `[^-Webserver]`, one dash per level.
+//! The log lines show the tree: `[^Worker]`, `[^-App]`, `[^--Webserver]`, one dash per level.
+//! (`examples/worker.rs` is the same app with switches for the Worker's test suite.)
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use modo::Worker;
 use modo::prelude::*;
 
-/// The root service: its children are started in the order added and stopped in reverse.
+/// The Worker's only service: its children are started in the order added and stopped in
+/// reverse.
 struct App {
     port: u16,
     cache: Option<Addr<UserCache>>,
+    /// Stop the program after this long (the command-line argument); `None`: run until a
+    /// signal stops it.
+    run_for: Option<Duration>,
 }
 
 /// Asks the app for its user cache.
@@ -46,7 +53,36 @@ impl Service for App {
             "App running with {} children",
             ctx.children().len()
         ));
+        if let Some(cache) = &self.cache {
+            cache.tell(PutUser(1, "ask".into())).await?;
+            ctx.log()
+                .info(format_args!("user 1 is {:?}", cache.ask(GetUser(1)).await?));
+        }
+        if let Some(run_for) = self.run_for {
+            // A background task (cancelled if the app stops first) that reminds the app.
+            let stop = ctx.stop_signal();
+            let me = ctx.myself().clone();
+            ctx.spawn_named("stop_after", async move {
+                if stop.sleep(run_for).await {
+                    let _ = me.tell(TimeIsUp(run_for)).await;
+                }
+            });
+        }
         Ok(())
+    }
+}
+
+/// The run time given on the command line is over.
+struct TimeIsUp(Duration);
+
+impl Handler<TimeIsUp> for App {
+    type Reply = ();
+    async fn handle(&mut self, TimeIsUp(ran): TimeIsUp, ctx: &mut Context<Self>) {
+        ctx.log().info(format_args!("Ran for {ran:?}: stopping"));
+        // Shutting down from inside a service: `request_shutdown` starts the stop in the
+        // background (awaiting `shutdown` here would wait for this very service). The Worker
+        // sees its tree stop and exits with code 0, as after Ctrl-C.
+        ctx.system().request_shutdown();
     }
 }
 
@@ -132,32 +168,21 @@ impl Handler<GetUser> for UserCache {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), modo::Error> {
-    tracing_subscriber::fmt()
-        .event_format(modo::log::ModeFormat::default())
-        .init();
-
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-
-    let system = System::new();
-    let app = system
-        .spawn(App {
-            port: 8000,
-            cache: None,
-        })
-        .await?;
-
-    let cache = app.ask(GetCache).await?.expect("added in on_first_start");
-    cache.tell(PutUser(1, "ask".into())).await?;
-    println!("user 1 is {:?}", cache.ask(GetUser(1)).await?);
-
-    tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs(seconds)) => {}
-        _ = tokio::signal::ctrl_c() => println!(),
-    }
-    system.shutdown().await
+fn main() -> std::process::ExitCode {
+    let run_for = match std::env::args().nth(1) {
+        None => None,
+        Some(arg) => match arg.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            _ => {
+                eprintln!("usage: tutorial [SECONDS]   (no argument: run until Ctrl-C)");
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
+    Worker::new(App {
+        port: 8000,
+        cache: None,
+        run_for,
+    })
+    .execute_from_commandline()
 }
