@@ -70,6 +70,11 @@ macro_rules! lifecycle_methods {
             self.core().is_closed()
         }
 
+        /// The names of the service's background tasks running now.
+        pub fn task_names(&self) -> Vec<String> {
+            self.core().task_names()
+        }
+
         /// The service's diagnostic flags.
         pub fn diag(&self) -> &crate::diag::Diag {
             &self.core().diag

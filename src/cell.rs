@@ -70,6 +70,8 @@ pub(crate) struct Core {
     shutdown_set: AtomicBool,
     shutdown_notify: Notify,
     dead_letters: AtomicU64,
+    /// Names of the background tasks running now, for dumps (see `ServiceRef::task_names`).
+    tasks: Mutex<Vec<Arc<str>>>,
 }
 
 /// Locks a mutex, ignoring poisoning: the data behind these locks is always left consistent.
@@ -122,6 +124,7 @@ impl Core {
             shutdown_set: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             dead_letters: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 
@@ -342,6 +345,21 @@ impl Core {
             self.prefix(),
             n
         );
+    }
+
+    pub(crate) fn task_started(&self, name: &Arc<str>) {
+        lock(&self.tasks).push(name.clone());
+    }
+
+    pub(crate) fn task_ended(&self, name: &Arc<str>) {
+        let mut tasks = lock(&self.tasks);
+        if let Some(i) = tasks.iter().position(|t| Arc::ptr_eq(t, name)) {
+            tasks.remove(i);
+        }
+    }
+
+    pub(crate) fn task_names(&self) -> Vec<String> {
+        lock(&self.tasks).iter().map(|t| t.to_string()).collect()
     }
 
     pub(crate) fn dead_letter_count(&self) -> u64 {

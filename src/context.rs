@@ -358,7 +358,14 @@ impl<A: Service> Context<A> {
         let task_name = name.clone();
         let label = self.core().label.clone();
         let run = self.token.clone();
+        let registered = name.clone();
         let wrapped = async move {
+            // Drops off the service's list of running tasks however the task ends (done,
+            // failed, or aborted at stop).
+            let _listed = Listed {
+                owner: owner.clone(),
+                name: registered,
+            };
             let reason = match AssertUnwindSafe(fut).catch_unwind().await {
                 Ok(out) => match out.into_task_result() {
                     Ok(()) => return,
@@ -382,7 +389,8 @@ impl<A: Service> Context<A> {
         let span = tracing::info_span!(target: "modo", "task", name = %name);
         let fut: BoxFuture<'static, ()> = Box::pin(wrapped.instrument(span));
         if self.phase == Phase::Running {
-            self.tasks.launch(name, fut);
+            let core = self.addr.core();
+            self.tasks.launch(name, fut, core);
         } else {
             self.tasks.pending().push((name, fut));
         }
@@ -423,6 +431,20 @@ impl TaskOutput for () {
 impl<E: Into<BoxError> + Send + 'static> TaskOutput for Result<(), E> {
     fn into_task_result(self) -> Result<(), BoxError> {
         self.map_err(Into::into)
+    }
+}
+
+/// Takes a task off its service's list of running tasks when the task ends.
+struct Listed<A: Service> {
+    owner: crate::addr::WeakAddr<A>,
+    name: Arc<str>,
+}
+
+impl<A: Service> Drop for Listed<A> {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.upgrade() {
+            owner.core().task_ended(&self.name);
+        }
     }
 }
 
@@ -485,7 +507,8 @@ impl Tasks {
         self.added
     }
 
-    fn launch(&mut self, name: Arc<str>, fut: BoxFuture<'static, ()>) {
+    fn launch(&mut self, name: Arc<str>, fut: BoxFuture<'static, ()>, core: &Core) {
+        core.task_started(&name);
         // Forget finished tasks so a long-lived service that spawns many does not grow.
         self.running.retain(|(_, h)| !h.is_finished());
         self.running.push((name, tokio::spawn(fut)));
@@ -496,9 +519,9 @@ impl Tasks {
         self.pending.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn launch_pending(&mut self) {
+    pub(crate) fn launch_pending(&mut self, core: &Core) {
         for (name, fut) in std::mem::take(self.pending()) {
-            self.launch(name, fut);
+            self.launch(name, fut, core);
         }
     }
 

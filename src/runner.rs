@@ -802,7 +802,7 @@ impl<A: Service> Runner<A> {
         if let Err(reason) = run_hook!(self, on_start, Hook::OnStart) {
             return Err(self.fail_start(reason, false).await);
         }
-        self.ctx.tasks.launch_pending();
+        self.ctx.tasks.launch_pending(&self.cell.core);
         self.ctx.phase = Phase::Running;
 
         let children = self.ctx.children.clone();

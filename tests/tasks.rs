@@ -579,3 +579,28 @@ async fn a_task_runs_in_a_span_carrying_its_name() {
         .unwrap_or_else(|| panic!("no line from the task in:\n{out}"));
     assert!(line.contains("task{name=pump}"), "{line}");
 }
+
+/// Two named tasks that run until the service stops.
+struct Listed;
+
+impl Service for Listed {
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        for name in ["first", "second"] {
+            let stop = ctx.stop_signal();
+            ctx.spawn_named(name, async move { stop.stopped().await });
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn running_tasks_are_listed_on_the_handle_and_in_the_graph() {
+    let system = System::new();
+    let s = system.spawn(Listed).await.unwrap();
+    assert_eq!(s.task_names(), ["first", "second"], "in the order launched");
+    let graph = system.registry().graph().await;
+    assert_eq!(graph.node(s.id()).unwrap().tasks, ["first", "second"]);
+    s.stop().await.unwrap();
+    assert!(s.task_names().is_empty(), "cancelled tasks leave the list");
+    system.shutdown().await.unwrap();
+}

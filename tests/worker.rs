@@ -262,6 +262,7 @@ fn sigusr1_prints_the_tree_and_keeps_running() {
     let mut p = Program::start(&[]);
     p.wait_for("[^Worker]: Started");
     p.signal("USR1");
+    // Each service with its state, restarts and depth, and under it its background tasks.
     let start = p.wait_for("--- modo service tree (5 services) ---");
     let end = p.wait_for("--- end of service tree ---");
     let tree: Vec<&str> = p.seen[start + 1..end]
@@ -277,6 +278,7 @@ fn sigusr1_prints_the_tree_and_keeps_running() {
             "    Websockets state=running restarts=0 depth=2",
             "    Webserver state=running restarts=0 depth=2",
             "    UserCache state=running restarts=0 depth=2",
+            "      task remove_expired",
         ],
         "output:\n{}",
         p.transcript()

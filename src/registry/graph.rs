@@ -58,6 +58,8 @@ pub struct Node {
     pub state: ServiceState,
     /// How often it was restarted.
     pub restart_count: u32,
+    /// The names of its background tasks running when the snapshot was taken.
+    pub tasks: Vec<String>,
     /// Creation order in the System.
     pub(crate) seq: u64,
 }

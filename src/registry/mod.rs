@@ -39,6 +39,8 @@ pub const DRAIN_EVERY: usize = 1024;
 #[derive(Debug)]
 pub struct Registry {
     nodes: HashMap<Uuid, Node, crate::system::IdHasher>,
+    /// The live services, to read what a snapshot shows beyond the events (their tasks).
+    refs: HashMap<Uuid, crate::addr::ServiceRef, crate::system::IdHasher>,
     /// Creation order, so snapshots list siblings in the order they were added.
     next_seq: u64,
     events: flume::Receiver<Event>,
@@ -63,6 +65,7 @@ pub(crate) fn channel() -> (Registry, Reporter) {
     let queued = Arc::new(AtomicUsize::new(0));
     let registry = Registry {
         nodes: HashMap::default(),
+        refs: HashMap::default(),
         next_seq: 0,
         events: rx,
         drain_asked: drain_asked.clone(),
@@ -149,8 +152,10 @@ impl Registry {
                     depth: service.depth(),
                     state: service.state(),
                     restart_count: service.restart_count(),
+                    tasks: Vec::new(),
                     seq: self.next_seq,
                 };
+                self.refs.insert(id, service);
                 if let Some(parent) = parent.and_then(|p| self.nodes.get_mut(&p)) {
                     parent.children.push(id);
                 }
@@ -167,6 +172,7 @@ impl Registry {
                 }
             }
             Event::Removed { id } => {
+                self.refs.remove(&id);
                 if let Some(node) = self.nodes.remove(&id)
                     && let Some(parent) = node.parent.and_then(|p| self.nodes.get_mut(&p))
                 {
@@ -186,7 +192,15 @@ impl Handler<Snapshot> for Registry {
 
     async fn handle(&mut self, _: Snapshot, _ctx: &mut Context<Self>) -> Graph {
         self.drain();
-        Graph::from_nodes(self.nodes.values().cloned().collect())
+        let refs = &self.refs;
+        let nodes = self.nodes.values().map(|node| {
+            let mut node = node.clone();
+            if let Some(service) = refs.get(&node.id) {
+                node.tasks = service.task_names();
+            }
+            node
+        });
+        Graph::from_nodes(nodes.collect())
     }
 }
 

@@ -408,6 +408,9 @@ fn render_tree(graph: &Graph) -> String {
             n.depth,
             indent = 2 * n.depth
         );
+        for task in &n.tasks {
+            let _ = writeln!(out, "{:indent$}task {task}", "", indent = 2 * n.depth + 2);
+        }
         for child in graph.children(n.id) {
             node(graph, child, out);
         }
