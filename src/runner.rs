@@ -961,7 +961,12 @@ impl<A: Service> Runner<A> {
         // Dropping left-over control requests resolves their waiters with `gone_error`.
         drop(core.control.close());
         drop(std::mem::take(&mut self.deferred));
-        core.dead_lettered(self.cell.user.drain());
+        let left = self.cell.user.drain();
+        // The System's own services (the registry) only get idempotent requests (drain,
+        // snapshot): what is left of them at shutdown is not a user's lost message.
+        if !core.internal {
+            core.dead_lettered(left);
+        }
         if let Some(name) = &core.name {
             self.ctx.system().release_name(name, core.id);
         }
