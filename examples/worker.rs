@@ -16,9 +16,11 @@
 //!
 //! The log lines show the tree: `[^Worker]`, `[^-App]`, `[^--Webserver]`, one dash per level.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+mod app;
+
+use app::{GetUser, PutUser, UserCache, Websockets};
 use modo::Worker;
 use modo::prelude::*;
 
@@ -108,20 +110,6 @@ async fn block_every_worker(block: Duration) {
     eprintln!("example: unblocked");
 }
 
-struct Websockets {
-    port: u16,
-}
-
-impl Service for Websockets {
-    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        ctx.log().info(format_args!(
-            "Starting websocket server on port {}",
-            self.port
-        ));
-        Ok(())
-    }
-}
-
 struct Webserver {
     port: u16,
     /// Take this long to close (`MODO_EXAMPLE_SLOW_STOP_MS`).
@@ -146,43 +134,6 @@ impl Service for Webserver {
     async fn on_shutdown(&mut self, ctx: &mut Context<Self>) -> HookResult {
         ctx.log().info("Cleanup");
         Ok(())
-    }
-}
-
-/// Users seen recently; a background timer forgets the ones that expired.
-#[derive(Default)]
-struct UserCache {
-    users: HashMap<u32, String>,
-}
-
-/// Remember a user (fire and forget).
-struct PutUser(u32, String);
-/// Look a user up.
-struct GetUser(u32);
-
-impl Service for UserCache {
-    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        let stop = ctx.stop_signal();
-        ctx.spawn_named("remove_expired", async move {
-            while stop.sleep(Duration::from_millis(1000)).await {
-                println!("REMOVING EXPIRED USERS");
-            }
-        });
-        Ok(())
-    }
-}
-
-impl Handler<PutUser> for UserCache {
-    type Reply = ();
-    async fn handle(&mut self, PutUser(id, name): PutUser, _ctx: &mut Context<Self>) {
-        self.users.insert(id, name);
-    }
-}
-
-impl Handler<GetUser> for UserCache {
-    type Reply = Option<String>;
-    async fn handle(&mut self, GetUser(id): GetUser, _ctx: &mut Context<Self>) -> Option<String> {
-        self.users.get(&id).cloned()
     }
 }
 
