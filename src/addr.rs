@@ -108,13 +108,17 @@ macro_rules! lifecycle_methods {
         /// children stopped, its tasks ended, its mailbox closed. Messages still queued become
         /// dead letters; later sends fail. Stopping a stopped service does nothing.
         ///
-        /// A running child stopped this way (by anyone but its parent) is put to its parent
-        /// once stopped ([`Service::on_child_stopped`](crate::Service::on_child_stopped)): by
-        /// default it then terminates as above, but a supervisor restarts a permanent child,
-        /// as in OTP; use the supervisor's `discard` to remove one for good.
+        /// A running child stopped this way (by anyone but its parent) whose parent decides its
+        /// stops ([`Context::decide_stops_of`](crate::Context::decide_stops_of)) is put to its
+        /// parent once stopped ([`Service::on_child_stopped`](crate::Service::on_child_stopped)):
+        /// a supervisor restarts a permanent child, as in OTP (use the supervisor's `discard` to
+        /// remove one for good). Any other service stops for good as above.
         ///
         /// The stop is served before any queued user message: it begins as soon as the handler
-        /// in flight returns.
+        /// in flight returns, or is abandoned (the service then counts as crashed) if it has not
+        /// returned [`shutdown_timeout`](crate::Service::shutdown_timeout) after the request. A
+        /// stop for good closes the mailbox as it begins: senders waiting for room get their
+        /// message back and queued asks fail with [`Error::Stopped`] at once.
         ///
         /// # Errors
         /// [`Error::HookFailed`] if a stop hook (its own or a child's) returned an error or
@@ -281,7 +285,7 @@ impl<A: Service> Addr<A> {
         M: Send + 'static,
     {
         let env: BoxEnvelope<A> = Box::new(Tell(msg));
-        match self.cell.user.send(env, &self.cell.core.control).await {
+        match self.cell.user.send(env).await {
             Ok(raced) => {
                 self.cell.core.dead_lettered(raced);
                 Ok(())
@@ -301,7 +305,7 @@ impl<A: Service> Addr<A> {
         M: Send + 'static,
     {
         let env: BoxEnvelope<A> = Box::new(Tell(msg));
-        match self.cell.user.try_send(env, &self.cell.core.control) {
+        match self.cell.user.try_send(env) {
             Ok(raced) => {
                 self.cell.core.dead_lettered(raced);
                 Ok(())
@@ -350,15 +354,17 @@ impl<A: Service> Addr<A> {
     {
         let core = &self.cell.core;
         core.check_not_self("ask")?;
+        let epoch = core.crash_epoch();
         let (tx, rx) = oneshot::channel();
         let env: BoxEnvelope<A> = Box::new(Ask { msg, reply: tx });
-        match self.cell.user.send(env, &core.control).await {
+        match self.cell.user.send(env).await {
             Ok(raced) => core.dead_lettered(raced),
             Err(_) => return Err(core.gone_error()),
         }
         match rx.await {
             Ok(reply) => reply,
-            Err(_) => Err(core.gone_error()),
+            // Dropped unanswered: read why now, against the crash count when it was sent.
+            Err(_) => Err(core.gone_error_since(epoch)),
         }
     }
 

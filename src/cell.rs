@@ -64,7 +64,13 @@ pub(crate) struct Core {
     state_waiters: AtomicUsize,
     state_changed: Notify,
     restart_count: AtomicU32,
-    crash_reason: Mutex<Option<CrashReason>>,
+    crash: Mutex<Crash>,
+    /// How many times the service crashed, ever: an ask compares it with the count when it was
+    /// sent, to tell "crashed meanwhile" from "stopped" however late it reads its answer.
+    crashes: AtomicU32,
+    /// Set by the parent: a running child stopped by anyone else waits for the parent's
+    /// decision (`Service::on_child_stopped`) before it ends. Off by default.
+    parent_decides_stops: AtomicBool,
     /// Cancelled as soon as a stop or crash is requested; replaced at each start.
     stop_token: Mutex<CancellationToken>,
     shutdown_set: AtomicBool,
@@ -119,7 +125,9 @@ impl Core {
             state_waiters: AtomicUsize::new(0),
             state_changed: Notify::new(),
             restart_count: AtomicU32::new(0),
-            crash_reason: Mutex::new(None),
+            crash: Mutex::new(Crash::default()),
+            crashes: AtomicU32::new(0),
+            parent_decides_stops: AtomicBool::new(false),
             stop_token: Mutex::new(CancellationToken::new()),
             shutdown_set: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
@@ -199,16 +207,39 @@ impl Core {
     }
 
     pub(crate) fn crash_reason(&self) -> Option<CrashReason> {
-        lock(&self.crash_reason).clone()
+        lock(&self.crash).current.clone()
     }
 
     /// Records `reason` unless the service already crashed (the first reason wins, as in Mode).
     pub(crate) fn record_crash(&self, reason: CrashReason) -> CrashReason {
-        lock(&self.crash_reason).get_or_insert(reason).clone()
+        let mut crash = lock(&self.crash);
+        if let Some(current) = &crash.current {
+            return current.clone();
+        }
+        crash.current = Some(reason.clone());
+        crash.last = Some(reason.clone());
+        self.crashes.fetch_add(1, Ordering::SeqCst);
+        reason
     }
 
     pub(crate) fn clear_crash(&self) {
-        *lock(&self.crash_reason) = None;
+        lock(&self.crash).current = None;
+    }
+
+    /// How many times the service has crashed: read when a request is sent, handed back to
+    /// [`gone_error_since`](Self::gone_error_since) when its answer never comes.
+    #[inline]
+    pub(crate) fn crash_epoch(&self) -> u32 {
+        self.crashes.load(Ordering::SeqCst)
+    }
+
+    /// Whether a running child stopped by anyone else waits for its parent's decision.
+    pub(crate) fn parent_decides_stops(&self) -> bool {
+        self.parent_decides_stops.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_parent_decides_stops(&self, yes: bool) {
+        self.parent_decides_stops.store(yes, Ordering::Release);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -253,6 +284,29 @@ impl Core {
     /// The error for a request the actor can no longer answer.
     pub(crate) fn gone_error(&self) -> Error {
         match self.crash_reason() {
+            Some(reason) => Error::Crashed {
+                label: self.label.clone(),
+                reason,
+            },
+            None => Error::Stopped {
+                label: self.label.clone(),
+            },
+        }
+    }
+
+    /// The error for a request sent at crash `epoch` that will never be answered: `Crashed` if
+    /// the service is crashed or crashed since (even if a restart has cleared the reason by
+    /// the time the requester reads this), else `Stopped`.
+    pub(crate) fn gone_error_since(&self, epoch: u32) -> Error {
+        let crash = lock(&self.crash);
+        let reason = match (&crash.current, &crash.last) {
+            (Some(current), _) => Some(current.clone()),
+            (None, Some(last)) if self.crashes.load(Ordering::SeqCst) != epoch => {
+                Some(last.clone())
+            }
+            _ => None,
+        };
+        match reason {
             Some(reason) => Error::Crashed {
                 label: self.label.clone(),
                 reason,
@@ -309,11 +363,12 @@ impl Core {
         if let Err(e) = self.check_not_self(op) {
             return Ok(Err(e));
         }
+        let epoch = self.crash_epoch();
         let (tx, rx) = oneshot::channel();
         if self.control.send(make(tx)).is_err() {
             return Err(self.gone_error());
         }
-        rx.await.map_err(|_| self.gone_error())
+        rx.await.map_err(|_| self.gone_error_since(epoch))
     }
 
     /// Requests a crash: the stop signal fires at once, the actor handles the rest.
@@ -369,6 +424,15 @@ impl Core {
     pub(crate) fn parent(&self) -> Option<Arc<dyn AnyCell>> {
         self.parent.as_ref().and_then(Weak::upgrade)
     }
+}
+
+/// The crash reason of the current run, and of the latest crash ever.
+#[derive(Default)]
+struct Crash {
+    /// Cleared by a restart.
+    current: Option<CrashReason>,
+    /// Kept across restarts, for requests that read their answer late.
+    last: Option<CrashReason>,
 }
 
 /// The states in the order of their index in `Core::state`.

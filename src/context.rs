@@ -264,12 +264,7 @@ impl<A: Service> Context<A> {
     pub fn stop(&self) {
         let core = self.core();
         core.signal_stop();
-        let _ = core.send_control(Control::Stop {
-            terminate: true,
-            cause: None,
-            reply: None,
-            ask_parent: true,
-        });
+        let _ = core.send_control(Control::stop_for_good(None));
     }
 
     /// Crashes this service (and its children) with `reason` once the current hook or
@@ -315,6 +310,23 @@ impl<A: Service> Context<A> {
             return Err(e);
         }
         Ok(addr)
+    }
+
+    /// Makes this service decide what happens to its `child` when the child, running, is
+    /// stopped by anyone but this service (its own [`Context::stop`], or `stop()` from
+    /// elsewhere): the child runs its stop sequence, then waits for this service's
+    /// [`Service::on_child_stopped`] to end it or restart it. By default (`yes == false`) such a
+    /// child ends at once, closing its mailbox, and leaves this service's children. A
+    /// [`Supervisor`](crate::Supervisor) decides the stops of its permanent children (OTP
+    /// restarts a permanent child that exited).
+    ///
+    /// Returns `false`, and changes nothing, if `child` is not a child of this service.
+    pub fn decide_stops_of(&mut self, child: &ServiceRef, yes: bool) -> bool {
+        if !self.children.contains(child) {
+            return false;
+        }
+        child.core().set_parent_decides_stops(yes);
+        true
     }
 
     /// Stops `child` for good and removes it from this service's children.

@@ -4,16 +4,21 @@
 //!   actor serves it before any user message: it checks a counter of control sends between
 //!   user messages and parks on both lanes with a `biased` select, control first.
 //! - The **user lane** (bounded) carries boxed envelopes of typed messages. A full lane makes
-//!   `tell` wait, so a fast producer cannot exhaust memory.
+//!   `tell` wait, so a fast producer cannot exhaust memory. The user lane closes when the
+//!   service stops for good, at the start of that stop; the control lane stays open until the
+//!   very end, for the notices of the children it stops.
 //!
 //! Both lanes live as long as the actor's shared cell, not as long as one run of the actor: a
 //! restart keeps the mailbox and everything queued in it.
 //!
 //! # Invariants
 //! - A message is handled, or handed back to its sender, or counted as a dead letter. Never
-//!   dropped silently. Closing sets `closed` and then drains both lanes; a sender checks
-//!   `closed` before sending and again after, and drains the lanes itself if it raced with the
+//!   dropped silently. Closing a lane sets its `closed` flag and then drains it; a sender checks
+//!   `closed` before sending and again after, and drains the lane itself if it raced with the
 //!   close (the receivers are never dropped while a sender exists, so nothing can be stranded).
+//! - A sender waiting for room in the user lane waits on the lane's own notification with its
+//!   message in hand: a freed slot wakes one waiter, the close wakes them all and each gets its
+//!   message back. No sender waits for room in a lane that is closed.
 //! - A control request whose actor is gone resolves at once: its reply sender is dropped and the
 //!   waiter reads the reason from the cell.
 
@@ -22,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use futures::task::AtomicWaker;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use crate::error::{CrashReason, Error};
@@ -83,22 +88,32 @@ pub(crate) enum Control {
 pub(crate) enum Notice {
     /// A child stopped for good (its parent drops it from its children).
     Exited { child: Uuid },
-    /// A child crashed and waits for its parent's decision.
-    Crashed { child: Uuid, reason: CrashReason },
+    /// A child crashed and waits for its parent's decision. `run` is the child's restart count
+    /// when it crashed: a notice about an earlier run (restarted since) is stale.
+    Crashed {
+        child: Uuid,
+        reason: CrashReason,
+        run: u32,
+    },
     /// A running child was stopped (not by its parent) and waits for its parent's decision.
-    Stopped { child: Uuid },
+    Stopped { child: Uuid, run: u32 },
 }
 
 impl Control {
+    /// A stop for good, as anyone but the parent requests it.
+    pub(crate) fn stop_for_good(reply: Option<Reply>) -> Control {
+        Control::Stop {
+            terminate: true,
+            cause: None,
+            reply,
+            ask_parent: true,
+        }
+    }
+
     pub(crate) fn from_lifecycle(l: Lifecycle, reply: Option<Reply>) -> Control {
         match l {
             Lifecycle::Start => Control::Start { reply },
-            Lifecycle::Stop => Control::Stop {
-                terminate: true,
-                cause: None,
-                reply,
-                ask_parent: true,
-            },
+            Lifecycle::Stop => Control::stop_for_good(reply),
             Lifecycle::Crash(reason) => Control::Crash(reason),
             Lifecycle::Restart => Control::Restart { reply },
         }
@@ -188,10 +203,35 @@ impl ControlLane {
     }
 }
 
+/// Counts a sender waiting for room for as long as it waits, however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enlist(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The bounded lane of user envelopes.
+///
+/// A sender that finds it full waits for room on the lane's own `room` notification, not inside
+/// flume, holding on to its message. So closing the lane can release every waiting sender with
+/// its message in hand: nothing waits for room that will never come, and nothing is swallowed.
 pub(crate) struct UserLane<E> {
     tx: flume::Sender<E>,
     rx: flume::Receiver<E>,
+    /// Set once the service stops for good: sends are refused and waiting senders released.
+    closed: AtomicBool,
+    /// Senders waiting for room; the receiver signals `room` only while there are some.
+    waiting: AtomicUsize,
+    room: Notify,
 }
 
 impl<E> UserLane<E> {
@@ -202,57 +242,96 @@ impl<E> UserLane<E> {
         } else {
             flume::bounded(capacity.max(1))
         };
-        UserLane { tx, rx }
-    }
-
-    pub(crate) fn receiver(&self) -> &flume::Receiver<E> {
-        &self.rx
-    }
-
-    /// Waits for room and queues `msg`. `Err` hands it back when the mailbox is closed.
-    /// `Ok(n)` with `n > 0` means the send raced with the close and `n` messages (perhaps
-    /// this one) had to be drained as dead letters.
-    pub(crate) async fn send(&self, msg: E, control: &ControlLane) -> Result<usize, E> {
-        if control.is_closed() {
-            return Err(msg);
+        UserLane {
+            tx,
+            rx,
+            closed: AtomicBool::new(false),
+            waiting: AtomicUsize::new(0),
+            room: Notify::new(),
         }
-        // Room now: no send future to build. The receiver lives in this struct, so the send
-        // can only wait, never fail.
-        let msg = match self.tx.try_send(msg) {
-            Ok(()) => return Ok(self.after_send(control)),
-            Err(flume::TrySendError::Full(msg)) | Err(flume::TrySendError::Disconnected(msg)) => {
-                msg
-            }
+    }
+
+    /// Waits for room and queues `msg`. `Err` hands it back when the lane is closed, also
+    /// while waiting. `Ok(n)` with `n > 0` means the send raced with the close and `n`
+    /// messages (perhaps this one) had to be drained as dead letters.
+    pub(crate) async fn send(&self, msg: E) -> Result<usize, E> {
+        // Room now: no future, no registration.
+        let mut msg = match self.try_send(msg) {
+            Ok(raced) => return Ok(raced),
+            Err((msg, true)) => msg,
+            Err((msg, false)) => return Err(msg),
         };
-        if let Err(e) = self.tx.send_async(msg).await {
-            return Err(e.into_inner());
+        loop {
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            // Registered before the count goes up and before the last try: a slot freed or a
+            // close after this point wakes us.
+            room.as_mut().enable();
+            let _waiting = Waiting::enlist(&self.waiting);
+            msg = match self.try_send(msg) {
+                Ok(raced) => return Ok(raced),
+                Err((msg, true)) => msg,
+                Err((msg, false)) => return Err(msg),
+            };
+            room.await;
         }
-        Ok(self.after_send(control))
     }
 
-    /// Queues `msg` if there is room now.
-    pub(crate) fn try_send(&self, msg: E, control: &ControlLane) -> Result<usize, (E, bool)> {
-        if control.is_closed() {
+    /// Queues `msg` if there is room now. `Err((msg, full))`: `full` tells a full lane from a
+    /// closed one.
+    pub(crate) fn try_send(&self, msg: E) -> Result<usize, (E, bool)> {
+        if self.closed.load(Ordering::SeqCst) {
             return Err((msg, false));
         }
         match self.tx.try_send(msg) {
-            Ok(()) => Ok(self.after_send(control)),
+            Ok(()) => Ok(self.after_send()),
             Err(flume::TrySendError::Full(m)) => Err((m, true)),
+            // The receiver lives in this struct: unreachable, but never lose the message.
             Err(flume::TrySendError::Disconnected(m)) => Err((m, false)),
         }
     }
 
     #[inline]
-    fn after_send(&self, control: &ControlLane) -> usize {
-        if control.closed.load(Ordering::SeqCst) {
+    fn after_send(&self) -> usize {
+        if self.closed.load(Ordering::SeqCst) {
             self.drain()
         } else {
             0
         }
     }
 
+    /// The next message, if one is queued.
+    #[inline]
+    pub(crate) fn try_recv(&self) -> Option<E> {
+        let msg = self.rx.try_recv().ok()?;
+        self.freed();
+        Some(msg)
+    }
+
+    /// Waits for the next message. Call [`freed`](Self::freed) after taking one.
+    pub(crate) fn recv_async(&self) -> flume::r#async::RecvFut<'_, E> {
+        self.rx.recv_async()
+    }
+
+    /// A slot was freed: wakes one sender waiting for room, if any.
+    #[inline]
+    pub(crate) fn freed(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_one();
+        }
+    }
+
+    /// Closes the lane for good: later sends are refused, senders waiting for room are
+    /// released with their message, and what is queued is dropped. Returns how many messages
+    /// were queued (dead letters). Closing again drains again (nothing, normally).
+    pub(crate) fn close(&self) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        self.room.notify_waiters();
+        self.drain()
+    }
+
     /// Drops everything queued; returns how many there were.
-    pub(crate) fn drain(&self) -> usize {
+    fn drain(&self) -> usize {
         self.rx.drain().count()
     }
 
@@ -270,22 +349,49 @@ mod tests {
     async fn closed_lanes_hand_messages_back() {
         let control = ControlLane::new();
         let user = UserLane::<u32>::new(2);
-        assert_eq!(user.send(1, &control).await, Ok(0));
+        assert_eq!(user.send(1).await, Ok(0));
         assert!(control.close().is_empty());
-        assert_eq!(user.send(2, &control).await, Err(2));
-        assert_eq!(user.try_send(3, &control), Err((3, false)));
         assert!(control.send(Control::Start { reply: None }).is_err());
-        // What was queued before the close is still there for the actor to dead-letter.
-        assert_eq!(user.drain(), 1);
+        // What was queued before the close is dead-lettered by it.
+        assert_eq!(user.close(), 1);
+        assert_eq!(user.send(2).await, Err(2));
+        assert_eq!(user.try_send(3), Err((3, false)));
     }
 
     #[tokio::test]
     async fn full_lane_reports_full() {
-        let control = ControlLane::new();
         let user = UserLane::<u32>::new(1);
-        user.try_send(1, &control).unwrap();
-        assert_eq!(user.try_send(2, &control), Err((2, true)));
+        user.try_send(1).unwrap();
+        assert_eq!(user.try_send(2), Err((2, true)));
         assert_eq!(user.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_releases_senders_waiting_for_room() {
+        let user = std::sync::Arc::new(UserLane::<u32>::new(1));
+        user.try_send(1).unwrap();
+        let waiter = tokio::spawn({
+            let user = user.clone();
+            async move { user.send(2).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(user.close(), 1);
+        assert_eq!(waiter.await.unwrap(), Err(2));
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_lets_a_waiting_sender_in() {
+        let user = std::sync::Arc::new(UserLane::<u32>::new(1));
+        user.try_send(1).unwrap();
+        let waiter = tokio::spawn({
+            let user = user.clone();
+            async move { user.send(2).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(user.try_recv(), Some(1));
+        assert_eq!(waiter.await.unwrap(), Ok(0));
+        assert_eq!(user.try_recv(), Some(2));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use crate::cell::{AnyCell, CURRENT_ACTOR, Cell, CoreInit, Settings};
 use crate::context::{Context, Phase};
 use crate::error::{CrashReason, Error, Hook, SharedError};
 use crate::handler::BoxEnvelope;
-use crate::mailbox::{Control, Notice, Reply, UserLane};
+use crate::mailbox::{Control, ControlLane, Notice, Reply, UserLane};
 use crate::registry::Event;
 use crate::service::{ChildAction, Service};
 use crate::spec::{Init, ServiceSpec};
@@ -50,8 +50,8 @@ pub(crate) struct Parent {
     pub(crate) depth: usize,
 }
 
-/// User messages handled between two cooperative yields, so a busy actor cannot starve the
-/// other tasks of its worker thread.
+/// User messages handled in a row before the actor yields its thread, so a busy actor cannot
+/// starve the other tasks of its worker thread (`tests/fairness.rs`).
 const BATCH: u32 = 64;
 
 /// Builds the actor, spawns its task (idle, waiting for a start) and returns its address.
@@ -174,6 +174,53 @@ where
     }
 }
 
+/// Takes the control messages that arrived while a handler is pending. Returns one that
+/// preempts the handler (a crash, or a stop that marks this service crashed); defers the
+/// rest, in order, arming `deadline` for a stop or restart.
+fn take_during_handler(
+    control: &ControlLane,
+    ctrl_seen: &mut usize,
+    deferred: &mut VecDeque<Control>,
+    deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    timeout: std::time::Duration,
+) -> Option<Control> {
+    while let Ok(ctrl) = control.receiver().try_recv() {
+        *ctrl_seen += 1;
+        match &ctrl {
+            Control::Crash(_) | Control::Stop { cause: Some(_), .. } => return Some(ctrl),
+            Control::Stop { .. } | Control::Restart { .. } if deadline.is_none() => {
+                *deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+            _ => {}
+        }
+        deferred.push_back(ctrl);
+    }
+    None
+}
+
+/// What woke a pending handler's wait.
+enum Woke {
+    Control,
+    Done(Result<(), CrashReason>),
+    Deadline,
+}
+
+/// Lets the other tasks of this thread run: wakes itself and returns `Pending` once. tokio
+/// treats a task that woke itself during its poll as a yield and puts it at the back of the
+/// run queue (without the timer and I/O round trip of `tokio::task::yield_now`).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
 /// What the loop does after a control message.
 enum Flow {
     Continue,
@@ -283,7 +330,7 @@ impl<A: Service> Runner<A> {
     /// Serves user messages until a control message arrives; returns it.
     async fn serve(&mut self) -> Control {
         let cell = self.cell.clone();
-        let user = cell.user.receiver();
+        let user = &cell.user;
         let control = &cell.core.control;
         let mut handled = 0u32;
         loop {
@@ -291,9 +338,11 @@ impl<A: Service> Runner<A> {
                 return ctrl;
             }
             let env = match user.try_recv() {
-                Ok(env) => env,
-                Err(_) => {
-                    // Park on both lanes, control first.
+                Some(env) => env,
+                None => {
+                    // Park on both lanes, control first. Parking lets the others run: the
+                    // batch starts over.
+                    handled = 0;
                     let seen = self.ctrl_seen;
                     let mut recv = user.recv_async();
                     let woke = std::future::poll_fn(|cx| {
@@ -306,16 +355,12 @@ impl<A: Service> Runner<A> {
                     match woke {
                         // A control message: taken at the top of the loop.
                         None => continue,
-                        Some(Ok(env)) => env,
-                        // Unreachable: the cell holds a sender. Treat as a stop.
-                        Some(Err(_)) => {
-                            return Control::Stop {
-                                terminate: true,
-                                cause: None,
-                                reply: None,
-                                ask_parent: false,
-                            };
+                        Some(Ok(env)) => {
+                            user.freed();
+                            env
                         }
+                        // Unreachable: the cell holds a sender. Treat as a stop.
+                        Some(Err(_)) => return Control::stop_for_good(None),
                     }
                 }
             };
@@ -325,7 +370,7 @@ impl<A: Service> Runner<A> {
             handled += 1;
             if handled == BATCH {
                 handled = 0;
-                tokio::task::consume_budget().await;
+                yield_now().await;
             }
         }
     }
@@ -360,7 +405,8 @@ impl<A: Service> Runner<A> {
     }
 
     /// Runs one user message. Returns a control message to act on at once: the crash of a
-    /// panicking handler, or a crash that arrived while the handler was pending.
+    /// panicking handler, a crash that arrived while the handler was pending, or the crash of a
+    /// handler still pending `shutdown_timeout` after a stop or restart request arrived.
     async fn handle(&mut self, env: BoxEnvelope<A>) -> Option<Control> {
         let mut fut = env.handle(&mut self.actor, &mut self.ctx);
         // Most handlers finish on their first poll: no select, no waker registration.
@@ -368,36 +414,45 @@ impl<A: Service> Runner<A> {
             Poll::Ready(res) => res,
             Poll::Pending => {
                 let control = &self.cell.core.control;
+                let timeout = self.cell.core.settings.shutdown_timeout;
+                // Armed when a stop or restart is kept waiting for this handler.
+                let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
                 loop {
                     let seen = self.ctrl_seen;
                     let woke = std::future::poll_fn(|cx| {
                         if control.poll_pending(seen, cx).is_ready() {
-                            return Poll::Ready(None);
+                            return Poll::Ready(Woke::Control);
                         }
-                        fut.as_mut().poll(cx).map(Some)
+                        if let Poll::Ready(res) = fut.as_mut().poll(cx) {
+                            return Poll::Ready(Woke::Done(res));
+                        }
+                        match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                            Some(Poll::Ready(())) => Poll::Ready(Woke::Deadline),
+                            _ => Poll::Pending,
+                        }
                     })
                     .await;
-                    if let Some(res) = woke {
-                        break res;
-                    }
-                    // Take what arrived; a crash abandons the handler, the rest waits.
-                    while let Ok(ctrl) = control.receiver().try_recv() {
-                        self.ctrl_seen += 1;
-                        let preempt = match &ctrl {
-                            Control::Crash(reason) => Some(reason.clone()),
-                            Control::Stop {
-                                cause: Some(reason),
-                                ..
-                            } => Some(reason.clone()),
-                            _ => None,
-                        };
-                        if let Some(reason) = preempt {
+                    let preempt = match woke {
+                        Woke::Done(res) => break res,
+                        Woke::Deadline => Some(Control::Crash(CrashReason::msg(format!(
+                            "a handler did not return within {timeout:?} of a stop request"
+                        )))),
+                        // Take what arrived; a crash abandons the handler, the rest waits.
+                        Woke::Control => take_during_handler(
+                            control,
+                            &mut self.ctrl_seen,
+                            &mut self.deferred,
+                            &mut deadline,
+                            timeout,
+                        ),
+                    };
+                    if let Some(ctrl) = preempt {
+                        if let Control::Crash(reason) = &ctrl {
                             // Record first, so the abandoned ask reads the reason.
-                            self.cell.core.record_crash(reason);
-                            drop(fut);
-                            return Some(ctrl);
+                            self.cell.core.record_crash(reason.clone());
                         }
-                        self.deferred.push_back(ctrl);
+                        drop(fut);
+                        return Some(ctrl);
                     }
                 }
             }
@@ -446,13 +501,22 @@ impl<A: Service> Runner<A> {
                     self.cell.core.record_crash(reason.clone());
                 }
                 let was_running = self.ctx.phase == Phase::Running;
-                // A running child stopped by someone else asks its parent before it ends, and
-                // keeps its own children for a restart until then.
+                // A running child stopped by someone else asks its parent before it ends (if
+                // the parent decides its stops), and keeps its own children for a restart until
+                // then.
                 let will_ask = terminate
                     && ask_parent
                     && was_running
                     && cause.is_none()
+                    && self.cell.core.parent_decides_stops()
                     && self.cell.core.parent().is_some();
+                if terminate && !will_ask {
+                    // Stopping for good: no user message will be handled again. Close the user
+                    // lane now, not at the end: waiting senders get their message back, queued
+                    // asks fail at once, and nothing that waits on them (a child asking its
+                    // stopping parent) can hold this stop up.
+                    self.close_user_lane();
+                }
                 if was_running {
                     settle = true;
                     let stop_children = terminate && !will_ask;
@@ -465,7 +529,10 @@ impl<A: Service> Runner<A> {
                     let core = &self.cell.core;
                     if let Some(parent) = core.parent() {
                         self.settle();
-                        let notice = Control::Notice(Notice::Stopped { child: core.id });
+                        let notice = Control::Notice(Notice::Stopped {
+                            child: core.id,
+                            run: core.restart_count(),
+                        });
                         if parent.core().control.send(notice).is_ok() {
                             if let Some(reply) = reply {
                                 self.held_stops.push((reply, res));
@@ -543,6 +610,11 @@ impl<A: Service> Runner<A> {
         let core = &self.cell.core;
         let reason = core.record_crash(reason);
         core.signal_stop();
+        if core.parent.is_none() {
+            // A crashed root ends for good (see `after_crash`).
+            self.close_user_lane();
+        }
+        let core = &self.cell.core;
         if self.ctx.phase == Phase::Running {
             self.ctx.log().error(format_args!("Crashed: {reason}"));
             let terminate_children = core.parent.is_none();
@@ -570,6 +642,7 @@ impl<A: Service> Runner<A> {
             let notice = Control::Notice(Notice::Crashed {
                 child: core.id,
                 reason,
+                run: core.restart_count(),
             });
             if parent.core().control.send(notice).is_err() {
                 return Flow::Exit(None);
@@ -584,8 +657,8 @@ impl<A: Service> Runner<A> {
                 self.ctx.children.retain(|c| c.id() != id);
                 Flow::Continue
             }
-            Notice::Stopped { child: id } => {
-                let Some(child) = self.ctx.children.iter().find(|c| c.id() == id).cloned() else {
+            Notice::Stopped { child: id, run } => {
+                let Some(child) = self.current_child(id, run) else {
                     return Flow::Continue;
                 };
                 let action = if self.ctx.phase == Phase::Running {
@@ -631,8 +704,12 @@ impl<A: Service> Runner<A> {
                     }
                 }
             }
-            Notice::Crashed { child: id, reason } => {
-                let Some(child) = self.ctx.children.iter().find(|c| c.id() == id).cloned() else {
+            Notice::Crashed {
+                child: id,
+                reason,
+                run,
+            } => {
+                let Some(child) = self.current_child(id, run) else {
                     return Flow::Continue;
                 };
                 if self.ctx.phase != Phase::Running {
@@ -654,6 +731,14 @@ impl<A: Service> Runner<A> {
                 self.apply_child_action(child, action, reason).await
             }
         }
+    }
+
+    /// The child `id`, if it is still one of ours and the notice about its run `run` is not
+    /// stale: a child restarted since (by our own restart, a sibling's group restart, or anyone
+    /// else) and not crashed again needs no decision.
+    fn current_child(&self, id: uuid::Uuid, run: u32) -> Option<ServiceRef> {
+        let child = self.ctx.children.iter().find(|c| c.id() == id)?;
+        (child.restart_count() == run || child.is_crashed()).then(|| child.clone())
     }
 
     async fn apply_child_action(
@@ -808,6 +893,12 @@ impl<A: Service> Runner<A> {
         let children = self.ctx.children.clone();
         for child in children {
             if let Err(e) = child.maybe_start().await {
+                if child.is_terminated() {
+                    // Stopped for good by someone else, its exit notice still on its way: it
+                    // leaves our children, as it would a moment later.
+                    self.ctx.children.retain(|c| c != &child);
+                    continue;
+                }
                 let reason = self.hook_failed(Hook::StartChild, Arc::new(e));
                 return Err(self.fail_start(reason, true).await);
             }
@@ -946,6 +1037,18 @@ impl<A: Service> Runner<A> {
         }
     }
 
+    /// Closes the user lane for good (see `UserLane::close`); what was queued becomes dead
+    /// letters.
+    fn close_user_lane(&self) {
+        let core = &self.cell.core;
+        let left = self.cell.user.close();
+        // The System's own services (the registry) only get idempotent requests (drain,
+        // snapshot): what is left of them at shutdown is not a user's lost message.
+        if !core.internal {
+            core.dead_lettered(left);
+        }
+    }
+
     /// Ends the actor for good: children first, then the mailbox is closed and drained.
     async fn terminate(&mut self) {
         let children = std::mem::take(&mut self.ctx.children);
@@ -957,16 +1060,11 @@ impl<A: Service> Runner<A> {
         self.ctx.tasks.join_all(timeout).await;
         self.ctx.exits.close(timeout).await;
 
+        self.close_user_lane();
         let core = &self.cell.core;
         // Dropping left-over control requests resolves their waiters with `gone_error`.
         drop(core.control.close());
         drop(std::mem::take(&mut self.deferred));
-        let left = self.cell.user.drain();
-        // The System's own services (the registry) only get idempotent requests (drain,
-        // snapshot): what is left of them at shutdown is not a user's lost message.
-        if !core.internal {
-            core.dead_lettered(left);
-        }
         if let Some(name) = &core.name {
             self.ctx.system().release_name(name, core.id);
         }

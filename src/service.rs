@@ -146,10 +146,13 @@ pub trait Service: Sized + Send + 'static {
         async { ChildAction::Remove }
     }
 
-    /// A running child was stopped by someone other than this service (its own `ctx.stop()`,
-    /// or `stop()` from elsewhere): it has run its stop sequence and waits for this decision
-    /// before it ends. Default: [`ChildAction::Remove`] (it ends). `Restart` starts it again
-    /// with its mailbox; `Keep` is treated as `Remove`; `Escalate` crashes this service.
+    /// A running child whose stops this service decides
+    /// ([`Context::decide_stops_of`](crate::Context::decide_stops_of)) was stopped by someone
+    /// other than this service (its own `ctx.stop()`, or `stop()` from elsewhere): it has run
+    /// its stop sequence and waits for this decision before it ends. Default:
+    /// [`ChildAction::Remove`] (it ends). `Restart` starts it again with its mailbox; `Keep` is
+    /// treated as `Remove`; `Escalate` crashes this service. Not called for other children:
+    /// they end at once when stopped.
     fn on_child_stopped(
         &mut self,
         child: &ServiceRef,

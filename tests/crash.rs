@@ -839,3 +839,47 @@ async fn a_background_task_returning_err_crashes_its_service() {
         "task Tasker#1 of Tasker failed: task gave up"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_ask_abandoned_by_a_crash_says_crashed_even_after_the_restart() {
+    // Deterministic replay of a chaos finding: the asker reads its answer only after the
+    // supervisor has restarted the service (and so cleared its crash reason). It must still
+    // hear `Crashed`, with the reason of the crash that abandoned its handler.
+    use modo::supervisor::Supervisor;
+    let system = System::new();
+    let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
+    let entered = Arc::new(Notify::new());
+    let fragile = sup
+        .supervise({
+            let entered = entered.clone();
+            move || Fragile {
+                count: 0,
+                entered: entered.clone(),
+            }
+        })
+        .await
+        .unwrap();
+    let mut ask = std::pin::pin!(fragile.ask(Hang));
+    // One poll queues the message; the asker is not polled again until the end.
+    assert!(futures_poll_once(ask.as_mut()).await.is_pending());
+    entered.notified().await;
+    fragile.crash("abandoned it");
+    fragile
+        .wait_until(|f| f.restart_count() == 1 && f.state() == ServiceState::Running)
+        .await;
+    assert!(fragile.crash_reason().is_none(), "the restart cleared it");
+    match ask.await {
+        Err(Error::Crashed { reason, .. }) => assert_eq!(reason.to_string(), "abandoned it"),
+        other => panic!("expected Crashed, got {:?}", other.map(|_| ())),
+    }
+    // A message queued after the restart is answered as usual.
+    assert_eq!(fragile.ask(Inc).await.unwrap(), 1);
+    system.shutdown().await.unwrap();
+}
+
+/// Polls `fut` once with the current task's waker.
+async fn futures_poll_once<F: std::future::Future>(
+    mut fut: std::pin::Pin<&mut F>,
+) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx))).await
+}

@@ -397,3 +397,84 @@ async fn dependency_services_are_not_restarted_by_first_start_again() {
     assert_eq!(journal.count("B:on_stop"), 1);
     system.shutdown().await.unwrap();
 }
+
+/// A parent of two probes whose `Hold` handler waits for a permit (so control messages queue
+/// up behind it) and whose `Children` handler lists its children.
+struct Keeper {
+    journal: Journal,
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Service for Keeper {
+    fn dependencies(&mut self) -> Vec<Dependency> {
+        vec![
+            Probe::new("a", &self.journal).into(),
+            Probe::new("b", &self.journal).into(),
+        ]
+    }
+}
+
+struct Hold;
+struct Children;
+
+impl Handler<Hold> for Keeper {
+    type Reply = ();
+    async fn handle(&mut self, _: Hold, _ctx: &mut Context<Self>) {
+        self.gate.acquire().await.expect("never closed").forget();
+    }
+}
+
+impl Handler<Children> for Keeper {
+    type Reply = Vec<ServiceRef>;
+    async fn handle(&mut self, _: Children, ctx: &mut Context<Self>) -> Vec<ServiceRef> {
+        ctx.children().to_vec()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_skips_a_child_stopped_for_good_whose_exit_notice_is_still_queued() {
+    // Deterministic replay of a chaos finding: the parent's restart is queued before the exit
+    // notice of a child stopped for good at the same moment, so the start sequence still lists
+    // that child. It must leave the list, not fail the restart.
+    let journal = Journal::new();
+    let system = System::new();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let keeper = system
+        .spawn(Keeper {
+            journal: journal.clone(),
+            gate: gate.clone(),
+        })
+        .await
+        .unwrap();
+    let kids = keeper.ask(Children).await.unwrap();
+    let (a, b) = (kids[0].clone(), kids[1].clone());
+    keeper.tell(Hold).await.unwrap();
+    let restart = tokio::spawn({
+        let keeper = keeper.clone();
+        async move { keeper.restart().await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // Stopped for good from outside while the restart waits behind the held handler.
+    tokio::time::timeout(std::time::Duration::from_secs(5), b.stop())
+        .await
+        .expect("a plain parent does not hold its child's stop")
+        .unwrap();
+    assert!(b.is_terminated());
+    gate.add_permits(1);
+    tokio::time::timeout(std::time::Duration::from_secs(5), restart)
+        .await
+        .expect("the restart ends")
+        .unwrap()
+        .expect("the restart does not trip over the ended child");
+    assert_eq!(keeper.state(), ServiceState::Running);
+    assert_eq!(a.state(), ServiceState::Running);
+    assert_eq!(a.restart_count(), 1);
+    assert!(b.is_terminated());
+    assert_eq!(keeper.ask(Children).await.unwrap(), vec![a.clone()]);
+    let graph = system.registry().graph().await;
+    let children: Vec<_> = graph.children(keeper.id()).iter().map(|n| n.id).collect();
+    assert_eq!(children, vec![a.id()]);
+    system.shutdown().await.unwrap();
+}

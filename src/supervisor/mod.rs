@@ -303,6 +303,7 @@ impl Service for Supervisor {
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
         for (add, policy) in std::mem::take(&mut self.initial) {
             let child = add(ctx);
+            ctx.decide_stops_of(&child, policy == RestartPolicy::Permanent);
             self.children.insert(
                 child.id(),
                 ChildInfo {
@@ -413,6 +414,7 @@ impl Handler<Supervise> for Supervisor {
 
     async fn handle(&mut self, msg: Supervise, ctx: &mut Context<Self>) -> Self::Reply {
         let child = (msg.add)(ctx);
+        ctx.decide_stops_of(&child, msg.policy == RestartPolicy::Permanent);
         self.children.insert(
             child.id(),
             ChildInfo {
