@@ -1,713 +1,134 @@
-//! modo beside raw flume, ractor, kameo and actix: the same four workloads in one process,
+//! modo beside raw flume, ractor, kameo and actix: the same nine workloads in one process,
 //! repetitions interleaved (for rep { for workload { for flavour { for system { run } } } }),
 //! medians printed as a Markdown table with each system's ratio to raw flume and to modo.
 //!
 //! Workloads (each measured from inside the runtime, setup and teardown outside the clock
-//! unless said):
+//! unless said; every run checks its result and panics on a wrong one; every run is bounded
+//! by `LIMIT`: a run that does not finish in time is excluded and counted in the table):
 //! 1. `tell`: 1 producer, `TELL_N` messages to one counting actor, then one ask/call that
 //!    returns the count (checked). Bounded mailbox of 1024 where the system has one: modo,
 //!    flume and kameo are bounded (the producer waits when full); ractor's mailbox is
 //!    unbounded (`cast` never waits); actix's `do_send` ignores the mailbox capacity.
-//! 2. `ask`: `ASK_N` sequential round trips to one server.
+//!    Figure: messages/s; ratios are throughput ratios.
+//! 2. `ask`: `ASK_N` sequential round trips to one server (each answer checked). Figure: time
+//!    per round trip; ratios are time ratios.
 //! 3. `spawn_stop`: `SPAWN_K` actors spawned one after the other, then stopped one after the
-//!    other, each stop awaited until the actor has ended.
+//!    other, each stop awaited until the actor has ended. Figure: time per actor; time ratios.
 //! 4. `restart`: `RESTART_N` restarts of a child that panics on every message. modo: a
 //!    `Supervisor` (OneForOne), the child's address stays valid, `RESTART_N` poison messages
 //!    queued on it. kameo: `supervise` under a OneForOne supervisor (the restarted child keeps
 //!    its mailbox), driven lock-step: one poison, then wait for the restarted instance's
 //!    `on_start` (with all poisons queued at once kameo 0.22.2 stalled in every run; a run
-//!    that stalls for 2 s is excluded and counted in the table). ractor: a linked supervisor re-spawns the child
-//!    (`spawn_linked`) on each `ActorFailed` and sends the new child its poison (ractor has no
-//!    built-in restart). actix: n/a (no panic restart). Floor: a task with its own flume
-//!    channel that panics on its message and is spawned again, its panic caught via its
-//!    `JoinHandle`. A silent panic hook is installed around this workload only.
+//!    that stalls for 2 s is excluded and counted in the table). ractor: a linked supervisor
+//!    re-spawns the child (`spawn_linked`) on each `ActorFailed` and sends the new child its
+//!    poison (ractor has no built-in restart). actix: n/a (no panic restart). Floor: a task
+//!    with its own flume channel that panics on its message and is spawned again, its panic
+//!    caught via its `JoinHandle`. A silent panic hook is installed around this workload only.
+//!    Figure: restarts/s; throughput ratios.
+//! 5. `ring`: `RING_K` actors in a ring (bounded mailboxes of 1024 where configurable), each
+//!    told the address of the next before the clock starts; the driver tells the first one a
+//!    token that is then delivered `RING_HOPS` times in all (the driver's delivery is the
+//!    first): each delivery counts, and the actor forwards it to the next with
+//!    `tell(..).await` (modo, kameo), `cast` (ractor), `do_send` (actix), `send_async` (floor)
+//!    until the last delivery, which wakes the driver (a tokio `Notify`). Outside the clock
+//!    each actor is asked how many deliveries it saw: exactly `RING_HOPS / RING_K` each is
+//!    checked. Figure: time per hop; time ratios.
+//! 6. `producers8`: `PRODUCERS` tokio tasks each tell `PER_PRODUCER` messages to one counting
+//!    actor (mailbox as in `tell`), all joined, then one ask of the count (checked equal to
+//!    the total), all inside the clock. Figure: messages/s; throughput ratios.
+//! 7. `fanout10k`: `FAN_K` counting actors (mailboxes as in `tell`) spawned outside the
+//!    clock; inside it, one task tells `FAN_N` messages round-robin (message i to actor i mod
+//!    `FAN_K`), then asks each actor its count, one after the other (the asks are inside the
+//!    clock); each count is checked equal to `FAN_N / FAN_K`. Stopping the actors is outside
+//!    the clock. Figure: messages/s; throughput ratios.
+//! 8. `tree`: a tree of `TREE_NODES` services, `TREE_BRANCH` children per node down to depth
+//!    `TREE_DEPTH`, started then stopped from its root; the clock runs from the spawn of the
+//!    root to the end of the stop, every node ended. Starts and ends are counted (a shared
+//!    atomic tally with a `Notify`) and checked equal to `TREE_NODES`. modo: children are the
+//!    node's `Service::dependencies()`; `System::spawn(root)` returns once the whole tree
+//!    started (checked: all `on_started` ran), `root.stop()` once every node stopped
+//!    (checked: all `on_shutdown` ran). ractor: each node `spawn_linked`s its children in
+//!    `pre_start` (each spawn waits for that child's `pre_start`, so its subtree); the root
+//!    is stopped with `stop`, each node's `post_stop` stops its children and waits for them
+//!    (`stop_children_and_wait`) then counts its end; the root's `JoinHandle` is joined.
+//!    kameo: each node `supervise`s its children in `on_start` and waits for their startup;
+//!    the root is stopped with `stop_gracefully` and `wait_for_shutdown` (a supervisor shuts
+//!    its children down and waits for them before its `on_stop`, which counts the end).
+//!    actix: each node `start()`s its children in `started`; a `Halt` message to the root is
+//!    passed on by each node to its children before `ctx.stop()`, `stopped` counts the end;
+//!    the driver waits for both tallies (actix's `start` does not wait for `started`, and a
+//!    parent does not wait for its children to end). Floor: tokio tasks, each parent spawning
+//!    its children with their own flume channels, waiting for each to report started (a
+//!    oneshot), then on the stop message passing it down and joining its children. Figure:
+//!    time per service; time ratios.
+//! 9. `idle`: resident memory of `IDLE_K` idle actors (bounded mailbox of 1024 where
+//!    configurable, ractor's is unbounded; the handles kept, one per actor, count too), in a
+//!    fresh child process of this binary per measurement
+//!    (`MODO_PEERS_IDLE_CHILD=<system>,<flavour>`). The child builds its runtime, spawns and
+//!    stops `IDLE_WARM` actors (warm-up), reads `VmRSS` from `/proc/self/status`, spawns the
+//!    `IDLE_K` actors, waits until each has run its start hook (modo also flushes its
+//!    registry, whose nodes count too), reads `VmRSS` again, checks the start count (and for
+//!    modo `System::live_actors`) and prints the growth. Floor: tokio tasks each parked on
+//!    its own bounded(1024) flume receiver. Runs only in the measured repetitions 1 to
+//!    `IDLE_RUNS` (no warm-up repetition: every measurement is a fresh process). Figure:
+//!    bytes per actor; ratios are memory ratios (lower is better).
 //!
 //! Runtimes: `mt2` (tokio multi-thread, 2 workers) and `ct` (tokio current-thread). actix runs
 //! in its own `actix_rt::System`, built per run: for `ct` `System::new()`, for `mt2`
 //! `System::with_tokio_rt` over a 2-worker runtime (actix still runs every actor on the
-//! thread that drives the System).
+//! thread that drives the System; tokio tasks it spawns, such as the `producers8` producers,
+//! run on the workers).
 //!
 //! Run: `cd benches/peers && cargo run --release` (`MODO_PEERS_REPS=N` for N measured
-//! repetitions, default 15, after one discarded warm-up repetition; `MODO_PEERS_ONLY=<workload
-//! or system name>` to run a subset, `MODO_PEERS_VERBOSE=1` to log each run,
+//! repetitions, default 15, after one discarded warm-up repetition; `MODO_PEERS_ONLY=<names>`
+//! to run a subset: a comma-separated list of workload names (`tell`, `ask`, `spawn_stop`,
+//! `restart`, `ring`, `producers8`, `fanout10k`, `tree`, `idle`) and system names (`flume`
+//! or `raw flume`, `modo`, `ractor`, `kameo`, `actix`): the listed workloads (all if none)
+//! for the listed systems (all if none); `MODO_PEERS_VERBOSE=1` to log each run,
 //! `MODO_PEERS_LOUD=1` to keep the default panic hook in the restart workload).
 
+#![forbid(unsafe_code)]
+
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Runtime};
-use tokio::sync::{Notify, oneshot};
+
+mod actix_sys;
+mod common;
+mod floor;
+mod idle;
+mod kameo_sys;
+mod modo_sys;
+mod ractor_sys;
+mod report;
 
 const CAPACITY: usize = 1024;
 const TELL_N: u64 = 1_000_000;
 const ASK_N: u64 = 100_000;
 const SPAWN_K: usize = 10_000;
 const RESTART_N: u32 = 10_000;
+const RING_K: usize = 1_000;
+const RING_HOPS: u32 = 1_000_000;
+const PRODUCERS: usize = 8;
+const PER_PRODUCER: u64 = 125_000;
+const FAN_K: usize = 10_000;
+const FAN_N: u64 = 1_000_000;
+const TREE_BRANCH: usize = 10;
+const TREE_DEPTH: u32 = 4;
+const TREE_NODES: usize = 11_111;
+const IDLE_K: usize = 100_000;
+const IDLE_WARM: usize = 1_000;
+const IDLE_RUNS: usize = 3;
+/// The bound on one run (setup and teardown included); a run past it is excluded and counted.
+const LIMIT: Duration = Duration::from_secs(60);
 
-// ===== raw flume (the floor) ==================================================================
+const _: () = assert!(TREE_NODES == 1 + 10 + 100 + 1_000 + 10_000 && TREE_BRANCH == 10);
+const _: () =
+    assert!((RING_HOPS as usize).is_multiple_of(RING_K) && FAN_N.is_multiple_of(FAN_K as u64));
 
-mod floor {
-    use super::*;
-
-    type CountMsg = Option<oneshot::Sender<u64>>;
-
-    pub async fn tell(n: u64) -> Duration {
-        let (tx, rx) = flume::bounded::<CountMsg>(CAPACITY);
-        tokio::spawn(async move {
-            let mut count = 0u64;
-            while let Ok(msg) = rx.recv_async().await {
-                match msg {
-                    None => count += 1,
-                    Some(reply) => {
-                        let _ = reply.send(std::mem::take(&mut count));
-                    }
-                }
-            }
-        });
-        let start = Instant::now();
-        for _ in 0..n {
-            tx.send_async(None).await.expect("consumer");
-        }
-        let (reply, counted) = oneshot::channel();
-        tx.send_async(Some(reply)).await.expect("consumer");
-        assert_eq!(counted.await.expect("reply"), n);
-        start.elapsed()
-    }
-
-    pub async fn ask(n: u64) -> Duration {
-        let (tx, rx) = flume::bounded::<(u64, oneshot::Sender<u64>)>(CAPACITY);
-        tokio::spawn(async move {
-            while let Ok((x, reply)) = rx.recv_async().await {
-                let _ = reply.send(x + 1);
-            }
-        });
-        let start = Instant::now();
-        for i in 0..n {
-            let (reply, answer) = oneshot::channel();
-            tx.send_async((i, reply)).await.expect("server");
-            assert_eq!(answer.await.expect("reply"), i + 1);
-        }
-        start.elapsed()
-    }
-
-    pub async fn spawn_stop(k: usize) -> Duration {
-        let start = Instant::now();
-        let mut tasks = Vec::with_capacity(k);
-        for _ in 0..k {
-            let (tx, rx) = flume::bounded::<bool>(CAPACITY);
-            let task = tokio::spawn(async move {
-                while let Ok(stop) = rx.recv_async().await {
-                    if stop {
-                        break;
-                    }
-                }
-            });
-            tasks.push((tx, task));
-        }
-        for (tx, task) in tasks {
-            tx.send_async(true).await.expect("task");
-            task.await.expect("task ended");
-        }
-        start.elapsed()
-    }
-
-    pub async fn restart(n: u32) -> Duration {
-        let start = Instant::now();
-        for _ in 0..n {
-            let (tx, rx) = flume::bounded::<()>(CAPACITY);
-            let task = tokio::spawn(async move {
-                if rx.recv_async().await.is_ok() {
-                    panic!("poison");
-                }
-            });
-            tx.send_async(()).await.expect("sent");
-            assert!(task.await.is_err());
-        }
-        start.elapsed()
-    }
-}
-
-// ===== modo ===================================================================================
-
-mod with_modo {
-    use super::*;
-    use modo::supervisor::Supervisor;
-    use modo::{Context, Handler, Service, System};
-
-    #[derive(Default)]
-    struct Counter {
-        n: u64,
-    }
-    impl Service for Counter {}
-    struct Tick;
-    struct Take;
-    struct Echo(u64);
-    impl Handler<Tick> for Counter {
-        type Reply = ();
-        async fn handle(&mut self, _: Tick, _: &mut Context<Self>) {
-            self.n += 1;
-        }
-    }
-    impl Handler<Take> for Counter {
-        type Reply = u64;
-        async fn handle(&mut self, _: Take, _: &mut Context<Self>) -> u64 {
-            std::mem::take(&mut self.n)
-        }
-    }
-    impl Handler<Echo> for Counter {
-        type Reply = u64;
-        async fn handle(&mut self, m: Echo, _: &mut Context<Self>) -> u64 {
-            m.0 + 1
-        }
-    }
-
-    struct Idle;
-    impl Service for Idle {}
-
-    #[derive(Default)]
-    struct Fragile;
-    struct Poison;
-    impl Service for Fragile {}
-    impl Handler<Poison> for Fragile {
-        type Reply = ();
-        async fn handle(&mut self, _: Poison, _: &mut Context<Self>) {
-            panic!("poison");
-        }
-    }
-
-    pub async fn tell(n: u64) -> Duration {
-        let system = System::new();
-        let addr = system.spawn(Counter::default()).await.expect("spawn");
-        let start = Instant::now();
-        for _ in 0..n {
-            addr.tell(Tick).await.expect("running");
-        }
-        assert_eq!(addr.ask(Take).await.expect("running"), n);
-        let took = start.elapsed();
-        drop(addr);
-        system.shutdown().await.expect("shutdown");
-        took
-    }
-
-    pub async fn ask(n: u64) -> Duration {
-        let system = System::new();
-        let addr = system.spawn(Counter::default()).await.expect("spawn");
-        let start = Instant::now();
-        for i in 0..n {
-            assert_eq!(addr.ask(Echo(i)).await.expect("running"), i + 1);
-        }
-        let took = start.elapsed();
-        drop(addr);
-        system.shutdown().await.expect("shutdown");
-        took
-    }
-
-    /// As `benches/common`'s `ModoSpawnStop`: the final `System::shutdown` (the join of every
-    /// actor task) is inside the clock.
-    pub async fn spawn_stop(k: usize) -> Duration {
-        let system = System::new();
-        let start = Instant::now();
-        let mut addrs = Vec::with_capacity(k);
-        for _ in 0..k {
-            addrs.push(system.spawn(Idle).await.expect("spawn"));
-        }
-        for addr in addrs {
-            addr.stop().await.expect("stop");
-        }
-        system.shutdown().await.expect("shutdown");
-        start.elapsed()
-    }
-
-    pub async fn restart(n: u32) -> Duration {
-        let system = System::new();
-        let sup = system
-            .spawn(Supervisor::builder().max_restarts(u32::MAX).build())
-            .await
-            .expect("supervisor");
-        let child = sup.supervise(Fragile::default).await.expect("child");
-        let start = Instant::now();
-        for _ in 0..n {
-            child.tell(Poison).await.expect("queued");
-        }
-        child.wait_until(|c| c.restart_count() == n).await;
-        let took = start.elapsed();
-        drop(child);
-        drop(sup);
-        system.shutdown().await.expect("shutdown");
-        took
-    }
-}
-
-// ===== ractor =================================================================================
-
-mod with_ractor {
-    use super::*;
-    use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-
-    enum CounterMsg {
-        Tick,
-        Take(RpcReplyPort<u64>),
-        Echo(u64, RpcReplyPort<u64>),
-    }
-
-    struct Counter;
-    impl Actor for Counter {
-        type Msg = CounterMsg;
-        type State = u64;
-        type Arguments = ();
-        async fn pre_start(
-            &self,
-            _: ActorRef<CounterMsg>,
-            _: (),
-        ) -> Result<u64, ActorProcessingErr> {
-            Ok(0)
-        }
-        async fn handle(
-            &self,
-            _: ActorRef<CounterMsg>,
-            msg: CounterMsg,
-            n: &mut u64,
-        ) -> Result<(), ActorProcessingErr> {
-            match msg {
-                CounterMsg::Tick => *n += 1,
-                CounterMsg::Take(reply) => {
-                    let _ = reply.send(std::mem::take(n));
-                }
-                CounterMsg::Echo(x, reply) => {
-                    let _ = reply.send(x + 1);
-                }
-            }
-            Ok(())
-        }
-    }
-
-    struct Idle;
-    impl Actor for Idle {
-        type Msg = ();
-        type State = ();
-        type Arguments = ();
-        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-            Ok(())
-        }
-    }
-
-    pub async fn tell(n: u64) -> Duration {
-        let (actor, join) = Actor::spawn(None, Counter, ()).await.expect("spawn");
-        let start = Instant::now();
-        for _ in 0..n {
-            actor.cast(CounterMsg::Tick).expect("running");
-        }
-        let counted = actor.call(CounterMsg::Take, None).await.expect("call");
-        assert_eq!(counted.success_or(()).ok(), Some(n));
-        let took = start.elapsed();
-        actor.stop(None);
-        join.await.expect("join");
-        took
-    }
-
-    pub async fn ask(n: u64) -> Duration {
-        let (actor, join) = Actor::spawn(None, Counter, ()).await.expect("spawn");
-        let start = Instant::now();
-        for i in 0..n {
-            let r = actor
-                .call(|p| CounterMsg::Echo(i, p), None)
-                .await
-                .expect("call");
-            assert_eq!(r.success_or(()).ok(), Some(i + 1));
-        }
-        let took = start.elapsed();
-        actor.stop(None);
-        join.await.expect("join");
-        took
-    }
-
-    pub async fn spawn_stop(k: usize) -> Duration {
-        let start = Instant::now();
-        let mut actors = Vec::with_capacity(k);
-        for _ in 0..k {
-            actors.push(Actor::spawn(None, Idle, ()).await.expect("spawn"));
-        }
-        for (actor, join) in actors {
-            actor.stop(None);
-            join.await.expect("join");
-        }
-        start.elapsed()
-    }
-
-    struct Poison;
-    struct Fragile;
-    impl Actor for Fragile {
-        type Msg = Poison;
-        type State = ();
-        type Arguments = ();
-        async fn pre_start(&self, _: ActorRef<Poison>, _: ()) -> Result<(), ActorProcessingErr> {
-            Ok(())
-        }
-        async fn handle(
-            &self,
-            _: ActorRef<Poison>,
-            _: Poison,
-            _: &mut (),
-        ) -> Result<(), ActorProcessingErr> {
-            panic!("poison");
-        }
-    }
-
-    /// Restarts its child (a new `spawn_linked` plus the next poison) on each failure, `n`
-    /// times, then reports on `done`.
-    struct Sup;
-    struct SupState {
-        left: u32,
-        done: Option<oneshot::Sender<()>>,
-    }
-    impl Actor for Sup {
-        type Msg = ();
-        type State = SupState;
-        type Arguments = (u32, oneshot::Sender<()>);
-        async fn pre_start(
-            &self,
-            _: ActorRef<()>,
-            (n, done): (u32, oneshot::Sender<()>),
-        ) -> Result<SupState, ActorProcessingErr> {
-            Ok(SupState {
-                left: n,
-                done: Some(done),
-            })
-        }
-        async fn post_start(
-            &self,
-            myself: ActorRef<()>,
-            _: &mut SupState,
-        ) -> Result<(), ActorProcessingErr> {
-            let (child, _) = Actor::spawn_linked(None, Fragile, (), myself.get_cell()).await?;
-            child.cast(Poison)?;
-            Ok(())
-        }
-        async fn handle_supervisor_evt(
-            &self,
-            myself: ActorRef<()>,
-            evt: SupervisionEvent,
-            st: &mut SupState,
-        ) -> Result<(), ActorProcessingErr> {
-            if let SupervisionEvent::ActorFailed(..) = evt {
-                st.left -= 1;
-                if st.left == 0 {
-                    if let Some(done) = st.done.take() {
-                        let _ = done.send(());
-                    }
-                } else {
-                    let (child, _) =
-                        Actor::spawn_linked(None, Fragile, (), myself.get_cell()).await?;
-                    child.cast(Poison)?;
-                }
-            }
-            Ok(())
-        }
-    }
-
-    pub async fn restart(n: u32) -> Duration {
-        let (done_tx, done) = oneshot::channel();
-        let start = Instant::now();
-        let (sup, join) = Actor::spawn(None, Sup, (n, done_tx)).await.expect("spawn");
-        done.await.expect("done");
-        let took = start.elapsed();
-        sup.stop(None);
-        join.await.expect("join");
-        took
-    }
-}
-
-// ===== kameo ==================================================================================
-
-mod with_kameo {
-    use super::*;
-    use kameo::Actor;
-    use kameo::actor::{ActorRef, Spawn};
-    use kameo::error::Infallible;
-    use kameo::message::{Context, Message};
-    use kameo::supervision::SupervisionStrategy;
-
-    #[derive(Default)]
-    struct Counter {
-        n: u64,
-    }
-    impl Actor for Counter {
-        type Args = Self;
-        type Error = Infallible;
-        async fn on_start(args: Self, _: ActorRef<Self>) -> Result<Self, Infallible> {
-            Ok(args)
-        }
-    }
-    struct Tick;
-    struct Take;
-    struct Echo(u64);
-    impl Message<Tick> for Counter {
-        type Reply = ();
-        async fn handle(&mut self, _: Tick, _: &mut Context<Self, ()>) {
-            self.n += 1;
-        }
-    }
-    impl Message<Take> for Counter {
-        type Reply = u64;
-        async fn handle(&mut self, _: Take, _: &mut Context<Self, u64>) -> u64 {
-            std::mem::take(&mut self.n)
-        }
-    }
-    impl Message<Echo> for Counter {
-        type Reply = u64;
-        async fn handle(&mut self, m: Echo, _: &mut Context<Self, u64>) -> u64 {
-            m.0 + 1
-        }
-    }
-
-    struct Idle;
-    impl Actor for Idle {
-        type Args = Self;
-        type Error = Infallible;
-        async fn on_start(args: Self, _: ActorRef<Self>) -> Result<Self, Infallible> {
-            Ok(args)
-        }
-    }
-
-    async fn end<A: Actor>(a: ActorRef<A>) {
-        a.stop_gracefully().await.expect("stop");
-        a.wait_for_shutdown().await;
-    }
-
-    pub async fn tell(n: u64) -> Duration {
-        let actor =
-            Counter::spawn_with_mailbox(Counter::default(), kameo::mailbox::bounded(CAPACITY));
-        actor.wait_for_startup().await;
-        let start = Instant::now();
-        for _ in 0..n {
-            actor.tell(Tick).await.expect("running");
-        }
-        assert_eq!(actor.ask(Take).await.expect("running"), n);
-        let took = start.elapsed();
-        end(actor).await;
-        took
-    }
-
-    pub async fn ask(n: u64) -> Duration {
-        let actor =
-            Counter::spawn_with_mailbox(Counter::default(), kameo::mailbox::bounded(CAPACITY));
-        actor.wait_for_startup().await;
-        let start = Instant::now();
-        for i in 0..n {
-            assert_eq!(actor.ask(Echo(i)).await.expect("running"), i + 1);
-        }
-        let took = start.elapsed();
-        end(actor).await;
-        took
-    }
-
-    pub async fn spawn_stop(k: usize) -> Duration {
-        let start = Instant::now();
-        let mut actors = Vec::with_capacity(k);
-        for _ in 0..k {
-            let a = Idle::spawn_with_mailbox(Idle, kameo::mailbox::bounded(CAPACITY));
-            a.wait_for_startup().await;
-            actors.push(a);
-        }
-        for a in actors {
-            end(a).await;
-        }
-        start.elapsed()
-    }
-
-    struct Sup;
-    impl Actor for Sup {
-        type Args = Self;
-        type Error = Infallible;
-        fn supervision_strategy() -> SupervisionStrategy {
-            SupervisionStrategy::OneForOne
-        }
-        async fn on_start(args: Self, _: ActorRef<Self>) -> Result<Self, Infallible> {
-            Ok(args)
-        }
-    }
-
-    struct Shared {
-        starts: AtomicU32,
-        done: Notify,
-    }
-
-    #[derive(Clone)]
-    struct Fragile(Arc<Shared>);
-    struct Poison;
-    impl Actor for Fragile {
-        type Args = Self;
-        type Error = Infallible;
-        async fn on_start(args: Self, _: ActorRef<Self>) -> Result<Self, Infallible> {
-            // Every start after the first is a restart: wake the driver.
-            if args.0.starts.fetch_add(1, Ordering::AcqRel) > 0 {
-                args.0.done.notify_one();
-            }
-            Ok(args)
-        }
-    }
-    impl Message<Poison> for Fragile {
-        type Reply = ();
-        async fn handle(&mut self, _: Poison, _: &mut Context<Self, ()>) {
-            panic!("poison");
-        }
-    }
-
-    /// `None` when the restarts stall: no restart for `STALL` while poisons are queued (seen
-    /// on kameo 0.22.2, the supervised child stays dead; see BENCHMARKS.md).
-    pub async fn restart(n: u32) -> Option<Duration> {
-        const STALL: Duration = Duration::from_secs(2);
-        let shared = Arc::new(Shared {
-            starts: AtomicU32::new(0),
-            done: Notify::new(),
-        });
-        let sup = Sup::spawn(Sup);
-        sup.wait_for_startup().await;
-        let child = Fragile::supervise(&sup, Fragile(shared.clone()))
-            .restart_limit(u32::MAX, Duration::from_secs(1))
-            .spawn_with_mailbox(kameo::mailbox::bounded(CAPACITY))
-            .await;
-        child.wait_for_startup().await;
-        // Lock-step: one poison, then wait for the restarted instance's `on_start`. With all
-        // `n` poisons queued at once (as for modo) kameo 0.22.2 stalled in every run we tried
-        // (the child stays dead after 17 to ~1,000 restarts), so the queued form is not measured.
-        let start = Instant::now();
-        let mut took = Some(Duration::ZERO);
-        for i in 0..n {
-            child.tell(Poison).await.expect("queued");
-            if tokio::time::timeout(STALL, shared.done.notified())
-                .await
-                .is_err()
-            {
-                eprintln!("kameo restart stalled: {i} of {n} restarts");
-                took = None;
-                break;
-            }
-        }
-        let took = took.map(|_| start.elapsed());
-        sup.kill();
-        sup.wait_for_shutdown().await;
-        took
-    }
-}
-
-// ===== actix ==================================================================================
-
-mod with_actix {
-    use super::*;
-    use actix::prelude::*;
-
-    struct Counter {
-        n: u64,
-    }
-    impl Actor for Counter {
-        type Context = Context<Self>;
-        fn started(&mut self, ctx: &mut Context<Self>) {
-            ctx.set_mailbox_capacity(CAPACITY);
-        }
-    }
-    #[derive(Message)]
-    #[rtype(result = "()")]
-    struct Tick;
-    #[derive(Message)]
-    #[rtype(result = "u64")]
-    struct Take;
-    #[derive(Message)]
-    #[rtype(result = "u64")]
-    struct Echo(u64);
-    impl Handler<Tick> for Counter {
-        type Result = ();
-        fn handle(&mut self, _: Tick, _: &mut Context<Self>) {
-            self.n += 1;
-        }
-    }
-    impl Handler<Take> for Counter {
-        type Result = MessageResult<Take>;
-        fn handle(&mut self, _: Take, _: &mut Context<Self>) -> MessageResult<Take> {
-            MessageResult(std::mem::take(&mut self.n))
-        }
-    }
-    impl Handler<Echo> for Counter {
-        type Result = MessageResult<Echo>;
-        fn handle(&mut self, m: Echo, _: &mut Context<Self>) -> MessageResult<Echo> {
-            MessageResult(m.0 + 1)
-        }
-    }
-
-    /// Holds a sender that is dropped when the actor is dropped: the join.
-    struct Idle {
-        _alive: oneshot::Sender<()>,
-    }
-    impl Actor for Idle {
-        type Context = Context<Self>;
-    }
-    #[derive(Message)]
-    #[rtype(result = "()")]
-    struct Stop;
-    impl Handler<Stop> for Idle {
-        type Result = ();
-        fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-            ctx.stop();
-        }
-    }
-
-    pub async fn tell(n: u64) -> Duration {
-        let addr = Counter { n: 0 }.start();
-        let start = Instant::now();
-        for _ in 0..n {
-            addr.do_send(Tick);
-        }
-        assert_eq!(addr.send(Take).await.expect("running"), n);
-        start.elapsed()
-    }
-
-    pub async fn ask(n: u64) -> Duration {
-        let addr = Counter { n: 0 }.start();
-        let start = Instant::now();
-        for i in 0..n {
-            assert_eq!(addr.send(Echo(i)).await.expect("running"), i + 1);
-        }
-        start.elapsed()
-    }
-
-    pub async fn spawn_stop(k: usize) -> Duration {
-        let start = Instant::now();
-        let mut actors = Vec::with_capacity(k);
-        for _ in 0..k {
-            let (alive, gone) = oneshot::channel();
-            actors.push((Idle { _alive: alive }.start(), gone));
-        }
-        for (addr, gone) in actors {
-            addr.do_send(Stop);
-            drop(addr);
-            assert!(gone.await.is_err());
-        }
-        start.elapsed()
-    }
-
-    /// Runs `fut` in a fresh actix System: a current-thread one (`ct`) or one over a 2-worker
-    /// tokio runtime (`mt2`).
-    pub fn run<F: Future<Output = Duration>>(mt2: bool, fut: F) -> Duration {
-        let sys = if mt2 {
-            actix::System::with_tokio_rt(|| {
-                Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("runtime")
-            })
-        } else {
-            actix::System::new()
-        };
-        sys.block_on(fut)
-    }
-}
-
-// ===== the harness ============================================================================
-
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Sys {
     Flume,
     Modo,
@@ -717,6 +138,7 @@ enum Sys {
 }
 const SYSTEMS: [Sys; 5] = [Sys::Flume, Sys::Modo, Sys::Ractor, Sys::Kameo, Sys::Actix];
 impl Sys {
+    /// As printed in the table.
     fn name(self) -> &'static str {
         match self {
             Sys::Flume => "raw flume",
@@ -726,16 +148,51 @@ impl Sys {
             Sys::Actix => "actix",
         }
     }
+    /// One word, for `MODO_PEERS_ONLY` and the idle child's environment.
+    fn key(self) -> &'static str {
+        match self {
+            Sys::Flume => "flume",
+            other => other.name(),
+        }
+    }
+    fn from_key(s: &str) -> Option<Sys> {
+        match s {
+            "flume" | "raw flume" | "raw_flume" | "floor" => Some(Sys::Flume),
+            _ => SYSTEMS.into_iter().find(|sys| sys.name() == s),
+        }
+    }
+    /// Why `self` cannot run `work`, if it cannot.
+    fn cannot(self, work: Work) -> Option<&'static str> {
+        match (self, work) {
+            (Sys::Actix, Work::Restart) => Some("actix does not restart an actor that panicked"),
+            _ => None,
+        }
+    }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Work {
     Tell,
     Ask,
     SpawnStop,
     Restart,
+    Ring,
+    Producers8,
+    Fanout10k,
+    Tree,
+    Idle,
 }
-const WORKS: [Work; 4] = [Work::Tell, Work::Ask, Work::SpawnStop, Work::Restart];
+const WORKS: [Work; 9] = [
+    Work::Tell,
+    Work::Ask,
+    Work::SpawnStop,
+    Work::Restart,
+    Work::Ring,
+    Work::Producers8,
+    Work::Fanout10k,
+    Work::Tree,
+    Work::Idle,
+];
 impl Work {
     fn name(self) -> &'static str {
         match self {
@@ -743,107 +200,208 @@ impl Work {
             Work::Ask => "ask",
             Work::SpawnStop => "spawn_stop",
             Work::Restart => "restart",
+            Work::Ring => "ring",
+            Work::Producers8 => "producers8",
+            Work::Fanout10k => "fanout10k",
+            Work::Tree => "tree",
+            Work::Idle => "idle",
         }
     }
+    fn from_name(s: &str) -> Option<Work> {
+        WORKS.into_iter().find(|w| w.name() == s)
+    }
+    /// What a run's duration is divided by.
     fn units(self) -> f64 {
         match self {
             Work::Tell => TELL_N as f64,
             Work::Ask => ASK_N as f64,
             Work::SpawnStop => SPAWN_K as f64,
             Work::Restart => f64::from(RESTART_N),
+            Work::Ring => f64::from(RING_HOPS),
+            Work::Producers8 => (PRODUCERS as u64 * PER_PRODUCER) as f64,
+            Work::Fanout10k => FAN_N as f64,
+            Work::Tree => TREE_NODES as f64,
+            Work::Idle => IDLE_K as f64,
         }
     }
-    /// Throughput figures (higher is better) vs cost figures (lower is better).
+    /// Throughput figures (higher is better) vs cost figures (time or bytes per unit, lower
+    /// is better).
     fn is_rate(self) -> bool {
-        matches!(self, Work::Tell | Work::Restart)
+        matches!(
+            self,
+            Work::Tell | Work::Restart | Work::Producers8 | Work::Fanout10k
+        )
+    }
+    /// Whether repetition `rep` runs this workload (idle: the measured repetitions 1 to
+    /// `IDLE_RUNS` only).
+    fn runs_in(self, rep: usize) -> bool {
+        self != Work::Idle || (1..=IDLE_RUNS).contains(&rep)
     }
 }
 
-fn spawn_on<F>(rt: &Runtime, fut: F) -> Duration
+const FLAVOURS: [&str; 2] = ["mt2", "ct"];
+
+/// Runs `fut` as a task on `rt`, bounded by `LIMIT`: `None` if it did not finish in time.
+fn on<F>(rt: &Runtime, fut: F) -> Option<Duration>
 where
     F: Future<Output = Duration> + Send + 'static,
 {
-    rt.block_on(rt.spawn(fut)).expect("benchmark task panicked")
+    on_within(rt, LIMIT, fut)
 }
 
-/// One run of `work` on `sys` in flavour `fl` (0 = mt2, 1 = ct): seconds per unit, or `None`
-/// where the system cannot do it.
+fn on_within<F>(rt: &Runtime, limit: Duration, fut: F) -> Option<Duration>
+where
+    F: Future<Output = Duration> + Send + 'static,
+{
+    rt.block_on(rt.spawn(async move { tokio::time::timeout(limit, fut).await.ok() }))
+        .expect("benchmark task panicked")
+}
+
+/// Runs `fut` in a fresh actix System, bounded by `LIMIT`.
+fn on_actix<F: Future<Output = Duration>>(fl: usize, fut: F) -> Option<Duration> {
+    actix_sys::run(fl == 0, async move {
+        tokio::time::timeout(LIMIT, fut).await.ok()
+    })
+}
+
+/// Runs that did not finish (past `LIMIT`, or kameo's restart stall), per workload, flavour
+/// (0 = mt2, 1 = ct) and system, warm-up included.
+static STALLS: [[[AtomicU32; SYSTEMS.len()]; 2]; WORKS.len()] =
+    [const { [const { [const { AtomicU32::new(0) }; SYSTEMS.len()] }; 2] }; WORKS.len()];
+
+/// One run of `work` on `sys` in flavour `fl` (0 = mt2, 1 = ct): cost per unit (seconds, or
+/// bytes for `idle`), or `None` where the system cannot do it or the run stalled (counted in
+/// `STALLS`).
 fn run_one(sys: Sys, work: Work, fl: usize, rt: &Runtime) -> Option<f64> {
-    let d = match (sys, work) {
-        (Sys::Flume, Work::Tell) => spawn_on(rt, floor::tell(TELL_N)),
-        (Sys::Flume, Work::Ask) => spawn_on(rt, floor::ask(ASK_N)),
-        (Sys::Flume, Work::SpawnStop) => spawn_on(rt, floor::spawn_stop(SPAWN_K)),
-        (Sys::Flume, Work::Restart) => spawn_on(rt, floor::restart(RESTART_N)),
-        (Sys::Modo, Work::Tell) => spawn_on(rt, with_modo::tell(TELL_N)),
-        (Sys::Modo, Work::Ask) => spawn_on(rt, with_modo::ask(ASK_N)),
-        (Sys::Modo, Work::SpawnStop) => spawn_on(rt, with_modo::spawn_stop(SPAWN_K)),
-        (Sys::Modo, Work::Restart) => spawn_on(rt, with_modo::restart(RESTART_N)),
-        (Sys::Ractor, Work::Tell) => spawn_on(rt, with_ractor::tell(TELL_N)),
-        (Sys::Ractor, Work::Ask) => spawn_on(rt, with_ractor::ask(ASK_N)),
-        (Sys::Ractor, Work::SpawnStop) => spawn_on(rt, with_ractor::spawn_stop(SPAWN_K)),
-        (Sys::Ractor, Work::Restart) => spawn_on(rt, with_ractor::restart(RESTART_N)),
-        (Sys::Kameo, Work::Tell) => spawn_on(rt, with_kameo::tell(TELL_N)),
-        (Sys::Kameo, Work::Ask) => spawn_on(rt, with_kameo::ask(ASK_N)),
-        (Sys::Kameo, Work::SpawnStop) => spawn_on(rt, with_kameo::spawn_stop(SPAWN_K)),
-        (Sys::Kameo, Work::Restart) => {
-            match rt
-                .block_on(rt.spawn(with_kameo::restart(RESTART_N)))
-                .expect("kameo restart")
-            {
-                Some(d) => d,
-                None => {
-                    KAMEO_STALLS[fl].fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
+    use Sys::*;
+    use Work::*;
+    if sys.cannot(work).is_some() {
+        return None;
+    }
+    let cost = match (sys, work) {
+        (_, Idle) => idle::measure(sys, FLAVOURS[fl]),
+        (Kameo, Restart) => rt
+            .block_on(
+                rt.spawn(async {
+                    tokio::time::timeout(LIMIT, kameo_sys::restart(RESTART_N)).await
+                }),
+            )
+            .expect("kameo restart")
+            .ok()
+            .flatten()
+            .map(|d| d.as_secs_f64()),
+        _ => {
+            let d = match (sys, work) {
+                (Flume, Tell) => on(rt, floor::tell(TELL_N)),
+                (Flume, Ask) => on(rt, floor::ask(ASK_N)),
+                (Flume, SpawnStop) => on(rt, floor::spawn_stop(SPAWN_K)),
+                (Flume, Restart) => on(rt, floor::restart(RESTART_N)),
+                (Flume, Ring) => on(rt, floor::ring(RING_K, RING_HOPS)),
+                (Flume, Producers8) => on(rt, floor::producers(PRODUCERS, PER_PRODUCER)),
+                (Flume, Fanout10k) => on(rt, floor::fanout(FAN_K, FAN_N)),
+                (Flume, Tree) => on(rt, floor::tree(TREE_NODES)),
+                (Modo, Tell) => on(rt, modo_sys::tell(TELL_N)),
+                (Modo, Ask) => on(rt, modo_sys::ask(ASK_N)),
+                (Modo, SpawnStop) => on(rt, modo_sys::spawn_stop(SPAWN_K)),
+                (Modo, Restart) => on(rt, modo_sys::restart(RESTART_N)),
+                (Modo, Ring) => on(rt, modo_sys::ring(RING_K, RING_HOPS)),
+                (Modo, Producers8) => on(rt, modo_sys::producers(PRODUCERS, PER_PRODUCER)),
+                (Modo, Fanout10k) => on(rt, modo_sys::fanout(FAN_K, FAN_N)),
+                (Modo, Tree) => on(rt, modo_sys::tree(TREE_NODES)),
+                (Ractor, Tell) => on(rt, ractor_sys::tell(TELL_N)),
+                (Ractor, Ask) => on(rt, ractor_sys::ask(ASK_N)),
+                (Ractor, SpawnStop) => on(rt, ractor_sys::spawn_stop(SPAWN_K)),
+                (Ractor, Restart) => on(rt, ractor_sys::restart(RESTART_N)),
+                (Ractor, Ring) => on(rt, ractor_sys::ring(RING_K, RING_HOPS)),
+                (Ractor, Producers8) => on(rt, ractor_sys::producers(PRODUCERS, PER_PRODUCER)),
+                (Ractor, Fanout10k) => on(rt, ractor_sys::fanout(FAN_K, FAN_N)),
+                (Ractor, Tree) => on(rt, ractor_sys::tree(TREE_NODES)),
+                (Kameo, Tell) => on(rt, kameo_sys::tell(TELL_N)),
+                (Kameo, Ask) => on(rt, kameo_sys::ask(ASK_N)),
+                (Kameo, SpawnStop) => on(rt, kameo_sys::spawn_stop(SPAWN_K)),
+                (Kameo, Ring) => on(rt, kameo_sys::ring(RING_K, RING_HOPS)),
+                (Kameo, Producers8) => on(rt, kameo_sys::producers(PRODUCERS, PER_PRODUCER)),
+                (Kameo, Fanout10k) => on(rt, kameo_sys::fanout(FAN_K, FAN_N)),
+                (Kameo, Tree) => on(rt, kameo_sys::tree(TREE_NODES)),
+                (Actix, Tell) => on_actix(fl, actix_sys::tell(TELL_N)),
+                (Actix, Ask) => on_actix(fl, actix_sys::ask(ASK_N)),
+                (Actix, SpawnStop) => on_actix(fl, actix_sys::spawn_stop(SPAWN_K)),
+                (Actix, Ring) => on_actix(fl, actix_sys::ring(RING_K, RING_HOPS)),
+                (Actix, Producers8) => on_actix(fl, actix_sys::producers(PRODUCERS, PER_PRODUCER)),
+                (Actix, Fanout10k) => on_actix(fl, actix_sys::fanout(FAN_K, FAN_N)),
+                (Actix, Tree) => on_actix(fl, actix_sys::tree(TREE_NODES)),
+                (Kameo | Actix, Restart) | (_, Idle) => unreachable!("handled above"),
+            };
+            d.map(|d| d.as_secs_f64())
+        }
+    };
+    match cost {
+        Some(c) => Some(c / work.units()),
+        None => {
+            STALLS[work as usize][fl][sys as usize].fetch_add(1, Ordering::Relaxed);
+            eprintln!(
+                "{} {} {}: stalled, run excluded",
+                work.name(),
+                FLAVOURS[fl],
+                sys.name()
+            );
+            None
+        }
+    }
+}
+
+/// `MODO_PEERS_ONLY`: the workloads and systems to run (empty: all).
+struct Only {
+    works: Vec<Work>,
+    systems: Vec<Sys>,
+}
+impl Only {
+    fn parse(list: Option<&str>) -> Result<Only, String> {
+        let mut only = Only {
+            works: Vec::new(),
+            systems: Vec::new(),
+        };
+        for name in list.unwrap_or("").split(',').map(str::trim) {
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(w) = Work::from_name(name) {
+                only.works.push(w);
+            } else if let Some(s) = Sys::from_key(name) {
+                only.systems.push(s);
+            } else {
+                let works: Vec<_> = WORKS.iter().map(|w| w.name()).collect();
+                let systems: Vec<_> = SYSTEMS.iter().map(|s| s.key()).collect();
+                return Err(format!(
+                    "MODO_PEERS_ONLY: unknown name {name:?} (workloads: {}; systems: {})",
+                    works.join(", "),
+                    systems.join(", ")
+                ));
             }
         }
-        (Sys::Actix, Work::Tell) => with_actix::run(fl == 0, with_actix::tell(TELL_N)),
-        (Sys::Actix, Work::Ask) => with_actix::run(fl == 0, with_actix::ask(ASK_N)),
-        (Sys::Actix, Work::SpawnStop) => with_actix::run(fl == 0, with_actix::spawn_stop(SPAWN_K)),
-        (Sys::Actix, Work::Restart) => return None,
-    };
-    Some(d.as_secs_f64() / work.units())
-}
-
-/// kameo restart runs that stalled, per flavour (0 = mt2, 1 = ct), warm-up included.
-static KAMEO_STALLS: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
-
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 {
-        xs[mid]
-    } else {
-        (xs[mid - 1] + xs[mid]) / 2.0
+        Ok(only)
     }
-}
-
-fn figure(work: Work, secs_per_unit: f64) -> String {
-    match work {
-        Work::Tell => format!("{:.1} M msg/s", 1e-6 / secs_per_unit),
-        Work::Ask => format!("{:.0} ns", secs_per_unit * 1e9),
-        Work::SpawnStop => format!("{:.2} us/actor", secs_per_unit * 1e6),
-        Work::Restart => format!("{:.0} k/s", 1e-3 / secs_per_unit),
+    fn wants(&self, work: Work, sys: Sys) -> bool {
+        (self.works.is_empty() || self.works.contains(&work))
+            && (self.systems.is_empty() || self.systems.contains(&sys))
     }
-}
-
-/// For rates: throughput ratio (this / reference, higher is better). For costs: time ratio
-/// (this / reference, higher is slower).
-fn ratio(work: Work, this: f64, reference: f64) -> String {
-    let r = if work.is_rate() {
-        reference / this
-    } else {
-        this / reference
-    };
-    format!("{r:.2}x")
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(idle::CHILD_ENV) {
+        idle::child_main(&spec);
+    }
     let reps: usize = std::env::var("MODO_PEERS_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(15);
-    let only = std::env::var("MODO_PEERS_ONLY").ok();
+    let only = match Only::parse(std::env::var("MODO_PEERS_ONLY").ok().as_deref()) {
+        Ok(only) => only,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
     let verbose = std::env::var_os("MODO_PEERS_VERBOSE").is_some();
     let mt2 = Builder::new_multi_thread()
         .worker_threads(2)
@@ -854,7 +412,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("ct");
-    let flavours: [(&str, &Runtime); 2] = [("mt2", &mt2), ("ct", &ct)];
+    let runtimes: [&Runtime; 2] = [&mt2, &ct];
 
     let silent: Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send> = Box::new(|_| {});
     let mut silent = Some(silent);
@@ -863,12 +421,12 @@ fn main() {
     let began = Instant::now();
     for rep in 0..=reps {
         for (wi, &work) in WORKS.iter().enumerate() {
-            for (fi, (_, rt)) in flavours.iter().enumerate() {
+            if !work.runs_in(rep) {
+                continue;
+            }
+            for (fi, rt) in runtimes.iter().enumerate() {
                 for (si, &sys) in SYSTEMS.iter().enumerate() {
-                    if only
-                        .as_deref()
-                        .is_some_and(|o| o != work.name() && o != sys.name())
-                    {
+                    if !only.wants(work, sys) {
                         continue;
                     }
                     let hook = if work == Work::Restart {
@@ -881,19 +439,14 @@ fn main() {
                         None
                     };
                     if verbose {
-                        eprintln!(
-                            "rep {rep}: {} {} {}",
-                            work.name(),
-                            flavours[fi].0,
-                            sys.name()
-                        );
+                        eprintln!("rep {rep}: {} {} {}", work.name(), FLAVOURS[fi], sys.name());
                     }
                     let r = run_one(sys, work, fi, rt);
                     if let Some(prev) = hook {
                         silent = Some(std::panic::take_hook());
                         std::panic::set_hook(prev);
                     }
-                    // Repetition 0 is a warm-up, discarded.
+                    // Repetition 0 is a warm-up, discarded (idle does not run in it).
                     if let (Some(x), true) = (r, rep > 0) {
                         samples[wi][fi][si].push(x);
                     }
@@ -905,53 +458,63 @@ fn main() {
             began.elapsed().as_secs_f64()
         );
     }
+    report::print_table(&mut samples, &only, reps, began.elapsed());
+}
 
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!(
-        "Median of {reps} interleaved repetitions (after 1 discarded warm-up), nproc {nproc}, \
-         total {:.0} s. tell and restart: throughput ratio (higher is better); ask and \
-         spawn_stop: time ratio (higher is slower).\n",
-        began.elapsed().as_secs_f64()
-    );
-    println!("| workload | flavour | system | median | vs raw flume | vs modo |");
-    println!("|---|---|---|---|---|---|");
-    for (wi, &work) in WORKS.iter().enumerate() {
-        for (fi, (fname, _)) in flavours.iter().enumerate() {
-            let meds: Vec<Option<f64>> = samples[wi][fi]
-                .iter_mut()
-                .map(|xs| {
-                    if xs.is_empty() {
-                        None
-                    } else {
-                        Some(median(xs))
-                    }
-                })
-                .collect();
-            let label = match work {
-                Work::Tell => format!("tell, 1 producer, {TELL_N} msgs"),
-                Work::Ask => format!("ask round trip, {ASK_N} sequential"),
-                Work::SpawnStop => format!("spawn+stop of {SPAWN_K} actors"),
-                Work::Restart => format!("restarts/s, {RESTART_N} panics"),
-            };
-            for (si, &sys) in SYSTEMS.iter().enumerate() {
-                match meds[si] {
-                    Some(m) => println!(
-                        "| {label} | {fname} | {} | {} | {} | {} |",
-                        sys.name(),
-                        figure(work, m),
-                        meds[0].map_or("-".into(), |f| ratio(work, m, f)),
-                        meds[1].map_or("-".into(), |o| ratio(work, m, o)),
-                    ),
-                    None => println!("| {label} | {fname} | {} | n/a | n/a | n/a |", sys.name()),
-                }
-                let stalls = KAMEO_STALLS[fi].load(Ordering::Relaxed);
-                if work == Work::Restart && sys == Sys::Kameo && stalls > 0 {
-                    println!(
-                        "| {label} | {fname} | kameo: stalled runs | {stalls} of {} (excluded) | | |",
-                        reps + 1
-                    );
-                }
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_selects_workloads_and_systems() {
+        let all = Only::parse(None).expect("empty");
+        assert!(all.wants(Work::Idle, Sys::Actix));
+        let one = Only::parse(Some("ring")).expect("ring");
+        assert!(one.wants(Work::Ring, Sys::Kameo));
+        assert!(!one.wants(Work::Tell, Sys::Kameo));
+        let sys = Only::parse(Some("raw flume")).expect("raw flume");
+        assert!(sys.wants(Work::Tree, Sys::Flume));
+        assert!(!sys.wants(Work::Tree, Sys::Modo));
+        let both = Only::parse(Some("tree, idle,modo,flume")).expect("list");
+        assert!(both.wants(Work::Idle, Sys::Modo) && both.wants(Work::Tree, Sys::Flume));
+        assert!(!both.wants(Work::Ring, Sys::Modo) && !both.wants(Work::Tree, Sys::Kameo));
+        for w in WORKS {
+            assert_eq!(Work::from_name(w.name()), Some(w));
+        }
+        for s in SYSTEMS {
+            assert_eq!(Sys::from_key(s.key()), Some(s));
+            assert_eq!(Sys::from_key(s.name()), Some(s));
+        }
+    }
+
+    #[test]
+    fn only_refuses_an_unknown_name() {
+        let err = Only::parse(Some("ring,rings")).err().expect("an error");
+        assert!(
+            err.contains("\"rings\"") && err.contains("producers8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_run_past_its_bound_is_none() {
+        let rt = Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let stalled = on_within(&rt, Duration::from_millis(20), std::future::pending());
+        assert_eq!(stalled, None);
+        let done = on_within(&rt, LIMIT, async { Duration::from_nanos(7) });
+        assert_eq!(done, Some(Duration::from_nanos(7)));
+    }
+
+    #[test]
+    fn enum_order_matches_the_tables() {
+        for (i, w) in WORKS.iter().enumerate() {
+            assert_eq!(*w as usize, i);
+        }
+        for (i, s) in SYSTEMS.iter().enumerate() {
+            assert_eq!(*s as usize, i);
         }
     }
 }
