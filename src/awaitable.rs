@@ -4,10 +4,7 @@
 use std::fmt;
 use std::future::Future;
 
-use crate::context::{Context, TaskOutput};
-use crate::error::HookResult;
-use crate::mailbox::Lifecycle;
-use crate::service::Service;
+use crate::{Context, HookResult, Lifecycle, Service, TaskOutput};
 
 /// A service that runs one future. Made by [`from_future`].
 ///

@@ -75,41 +75,28 @@
 )]
 #![deny(unused_must_use)]
 
-mod addr;
+mod actor;
 mod awaitable;
-mod cell;
-mod context;
 mod diag;
-mod error;
-mod handler;
 pub mod log;
-mod mailbox;
 pub mod registry;
-mod runner;
-mod service;
 pub mod signal;
-mod spec;
-mod state;
 pub mod supervisor;
 mod system;
 pub mod time;
 mod wait;
 pub mod worker;
 
-pub use addr::{Addr, ServiceRef, WeakAddr};
-pub use awaitable::{FutureService, from_future};
-pub use context::{Context, TaskOutput};
-pub use diag::Diag;
-pub use error::{
-    BoxError, CrashReason, Error, Hook, HookResult, SendError, SendErrorKind, SharedError,
+pub use actor::{
+    Addr, BoxError, ChildAction, Context, CrashReason, DEFAULT_MAILBOX_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Error, Handler, Hook, HookResult, IntoServiceSpec,
+    Lifecycle, SendError, Service, ServiceRef, ServiceSpec, ServiceState, SharedError, TaskOutput,
+    TrySendError, WeakAddr,
 };
-pub use handler::Handler;
-pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use awaitable::{FutureService, from_future};
+pub use diag::Diag;
 pub use registry::{Graph, Registry};
-pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use signal::Signal;
-pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
-pub use state::ServiceState;
 pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
 pub use time::{Seconds, SecondsError};

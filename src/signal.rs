@@ -71,7 +71,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use crate::error::{BoxError, CrashReason, HookResult};
+use crate::{BoxError, CrashReason, HookResult};
 
 /// Identifies one connected receiver: returned by [`Signal::connect`] and its siblings, taken
 /// by [`Signal::disconnect`], and named in a [`ReceiverFailure`].

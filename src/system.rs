@@ -9,8 +9,8 @@
 //! - After `shutdown` begins, `spawn` fails with [`Error::ShuttingDown`]; a root that slipped in
 //!   concurrently is stopped too.
 
+use std::any::Any;
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -18,16 +18,14 @@ use dashmap::DashMap;
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use uuid::Uuid;
 
-use crate::addr::{Addr, ServiceRef};
-use crate::cell::{CURRENT_ACTOR, Core};
-use crate::error::Error;
-use crate::mailbox::Lifecycle;
-use crate::registry::{Event, Registry, Reporter};
-use crate::runner;
-use crate::service::Service;
-use crate::spec::{IntoServiceSpec, ServiceSpec};
+use crate::actor::cell::CURRENT_ACTOR;
+use crate::actor::host::{Event, Host};
+use crate::actor::runner;
+use crate::registry::{Registry, Reporter};
+use crate::{Addr, Context, Error, IntoServiceSpec, Lifecycle, Service, ServiceRef, ServiceSpec};
 
 /// The runtime handle: spawns services, shuts them down. Cheap to clone.
 ///
@@ -62,10 +60,9 @@ pub(crate) struct SystemInner {
     pub(crate) dead_letters: DeadLetterBook,
     /// Named services, for `lookup` without a trip through the registry's mailbox.
     names: DashMap<Arc<str>, ServiceRef>,
-    /// Set once, right after the System is built.
-    registry: std::sync::OnceLock<Addr<Registry>>,
+    registry: Addr<Registry>,
     /// Where services report graph changes (drained by the registry).
-    reporter: std::sync::OnceLock<Reporter>,
+    reporter: Reporter,
     /// Why the System was failed (see `System::fail`): what `shutdown` returns.
     failure: std::sync::Mutex<Option<Error>>,
 }
@@ -100,8 +97,14 @@ impl System {
 
     /// A system whose actors run on the runtime behind `handle`. Starts its registry.
     pub fn with_handle(handle: Handle) -> Self {
-        let system = System {
-            inner: Arc::new(SystemInner {
+        let mut launch = None;
+        let inner = Arc::new_cyclic(|weak: &Weak<SystemInner>| {
+            let host: Weak<dyn Host> = weak.clone();
+            let (registry, reporter) = crate::registry::channel();
+            let spec = ServiceSpec::new(registry).internal();
+            let (registry, registry_launch) = runner::build(host, spec, None);
+            launch = Some(registry_launch);
+            SystemInner {
                 handle,
                 roots: DashMap::default(),
                 seq: AtomicU64::new(0),
@@ -110,27 +113,28 @@ impl System {
                 shutdown: OnceCell::new(),
                 dead_letters: DeadLetterBook::default(),
                 names: DashMap::new(),
-                registry: std::sync::OnceLock::new(),
-                reporter: std::sync::OnceLock::new(),
+                reporter: reporter.with_registry(registry.clone()),
+                registry,
                 failure: std::sync::Mutex::new(None),
-            }),
-        };
-        let (registry, reporter) = crate::registry::channel();
-        let _ = system.inner.reporter.set(reporter);
-        let spec = ServiceSpec::new(registry).internal();
-        let registry = runner::create(&system, spec, None);
+            }
+        });
+        let system = System { inner };
+        if let Some(launch) = launch {
+            launch.spawn(&system.host());
+        }
         // Its start needs no answer: events queued before it starts wait in its mailbox.
-        let _ = registry.send_lifecycle(Lifecycle::Start);
-        let _ = system.inner.registry.set(registry);
+        let _ = system.registry().send_lifecycle(Lifecycle::Start);
         system
+    }
+
+    /// The System as its services' host.
+    fn host(&self) -> Arc<dyn Host> {
+        self.inner.clone()
     }
 
     /// The address of this System's registry actor, which keeps the live service graph.
     pub fn registry(&self) -> &Addr<Registry> {
-        self.inner
-            .registry
-            .get()
-            .expect("the registry is set in System::with_handle")
+        &self.inner.registry
     }
 
     /// The service spawned under `name` (see [`ServiceSpec::name`]), read from a concurrent
@@ -153,42 +157,6 @@ impl System {
         }
     }
 
-    pub(crate) fn claim_name(&self, name: &Arc<str>, service: ServiceRef) -> Result<(), Error> {
-        match self.inner.names.entry(name.clone()) {
-            dashmap::Entry::Occupied(_) => Err(Error::NameTaken {
-                name: name.to_string(),
-            }),
-            dashmap::Entry::Vacant(slot) => {
-                slot.insert(service);
-                Ok(())
-            }
-        }
-    }
-
-    pub(crate) fn release_name(&self, name: &str, id: Uuid) {
-        self.inner.names.remove_if(name, |_, s| s.id() == id);
-    }
-
-    pub(crate) fn downgrade(&self) -> Weak<SystemInner> {
-        Arc::downgrade(&self.inner)
-    }
-
-    /// `fut`, counted by the tracker that `shutdown` waits on, wherever it runs.
-    pub(crate) fn tracked<F: Future>(
-        &self,
-        fut: F,
-    ) -> tokio_util::task::task_tracker::TrackedFuture<F> {
-        self.inner.tracker.track_future(fut)
-    }
-
-    /// Runs `fut` on the System's runtime (an actor's future is `tracked` already).
-    pub(crate) fn spawn_task<F>(&self, fut: F)
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        self.inner.handle.spawn(fut);
-    }
-
     /// Spawns a root service and returns its address once it has started (its children and
     /// background tasks too).
     ///
@@ -204,11 +172,13 @@ impl System {
         if self.inner.shutting_down.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
         }
-        let addr = runner::create(self, service.into_spec(), None);
+        let host = self.host();
+        let (addr, launch) = runner::build(Arc::downgrade(&host), service.into_spec(), None);
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         self.inner
             .roots
             .insert(addr.id(), (seq, addr.service_ref()));
+        launch.spawn(&host);
         addr.start().await?;
         Ok(addr)
     }
@@ -321,14 +291,55 @@ impl System {
     }
 }
 
-impl SystemInner {
-    pub(crate) fn forget_root(&self, id: Uuid) {
+impl Host for SystemInner {
+    fn runtime(&self) -> &Handle {
+        &self.handle
+    }
+
+    fn track(&self) -> TaskTrackerToken {
+        self.tracker.token()
+    }
+
+    fn report(&self, event: Event) {
+        self.reporter.report(event);
+    }
+
+    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64) {
+        self.dead_letters.record(id, label, n);
+    }
+
+    fn claim_name(&self, name: &Arc<str>, service: &ServiceRef) -> Result<(), Error> {
+        match self.names.entry(name.clone()) {
+            dashmap::Entry::Occupied(_) => Err(Error::NameTaken {
+                name: name.to_string(),
+            }),
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(service.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn release_name(&self, name: &str, id: Uuid) {
+        self.names.remove_if(name, |_, s| s.id() == id);
+    }
+
+    fn root_ended(&self, id: Uuid) {
         self.roots.remove(&id);
     }
 
-    pub(crate) fn report(&self, event: Event) {
-        if let (Some(reporter), Some(registry)) = (self.reporter.get(), self.registry.get()) {
-            reporter.report(event, registry);
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<A: Service> Context<A> {
+    /// The system this service runs in.
+    pub fn system(&self) -> System {
+        match self.host().clone().into_any().downcast::<SystemInner>() {
+            Ok(inner) => System { inner },
+            // The System is the only host there is.
+            Err(_) => unreachable!("a service's host is its System"),
         }
     }
 }
@@ -416,11 +427,11 @@ pub(crate) struct DeadLetterBook {
 }
 
 impl DeadLetterBook {
-    pub(crate) fn record(&self, core: &Core, n: u64) {
+    fn record(&self, id: Uuid, label: &Arc<str>, n: u64) {
         self.total.fetch_add(n, Ordering::Relaxed);
         self.by_service
-            .entry(core.id)
-            .or_insert_with(|| (core.label.clone(), 0))
+            .entry(id)
+            .or_insert_with(|| (label.clone(), 0))
             .1 += n;
     }
 

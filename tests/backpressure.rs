@@ -98,7 +98,7 @@ async fn producers_waiting_for_room_get_their_message_back_when_the_service_stop
             let outcome = match addr.tell(Work).await {
                 Ok(()) => "queued",
                 Err(e) => {
-                    assert!(e.is_stopped(), "producer {p}: {e}");
+                    assert_eq!(e.label(), "Gated", "producer {p}: {e}");
                     let Work = e.into_inner();
                     "handed back"
                 }

@@ -142,8 +142,8 @@ fn bad_floats_are_refused() {
 }
 
 #[test]
-fn the_question_mark_turns_a_seconds_error_into_a_modo_error() {
-    fn interval(s: &str) -> Result<Duration, modo::Error> {
+fn a_seconds_error_is_its_own_type_and_works_with_the_question_mark() {
+    fn interval(s: &str) -> Result<Duration, modo::SecondsError> {
         let secs: Seconds = s.parse()?;
         Ok(secs.into())
     }
@@ -151,16 +151,19 @@ fn the_question_mark_turns_a_seconds_error_into_a_modo_error() {
         interval("2/m").unwrap(),
         Duration::from_secs_f64(2.0 / 60.0)
     );
-    match interval("ten") {
-        Err(modo::Error::InvalidSeconds(e)) => {
-            assert_eq!(e.input(), "ten");
-            assert_eq!(e.reason(), "not a number");
-        }
-        other => panic!("expected InvalidSeconds, got {other:?}"),
-    }
     let err = interval("ten").unwrap_err();
-    assert_eq!(err.label(), None);
+    assert_eq!(err.input(), "ten");
+    assert_eq!(err.reason(), "not a number");
     assert_eq!(err.to_string(), r#"invalid duration "ten": not a number"#);
+    // Any error box takes it too.
+    fn boxed(s: &str) -> Result<Seconds, modo::BoxError> {
+        Ok(s.parse::<Seconds>()?)
+    }
+    assert!(boxed("1.5").is_ok());
+    assert_eq!(
+        boxed("ten").unwrap_err().to_string(),
+        r#"invalid duration "ten": not a number"#
+    );
 }
 
 // ----- where a duration is expected ---------------------------------------------------------

@@ -32,7 +32,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use uuid::Uuid;
 
-use crate::state::ServiceState;
+use crate::ServiceState;
 
 /// One service in a [`Graph`] snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct Node {
 /// A consistent snapshot of every live service and how they hang together: Mode's Beacon.
 ///
 /// Taken with [`Addr<Registry>::graph`](crate::Addr::graph). Every query takes a service id
-/// ([`Addr::id`](crate::Addr::id)); an id that is not in the snapshot gives `None` or an
+/// ([`ServiceRef::id`](crate::ServiceRef::id)); an id that is not in the snapshot gives `None` or an
 /// empty list. Lists of services are in creation order, children in the order they were added.
 ///
 /// ```

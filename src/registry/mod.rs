@@ -5,7 +5,7 @@
 //! stopped last by `System::shutdown`. Reporting is a non-blocking send of a small event on the
 //! registry's own unbounded flume channel, so the registry never slows a service down; its own
 //! lifecycle is not reported. The registry applies the events when it is asked for a snapshot,
-//! and whenever [`DRAIN_EVERY`] of them are waiting: a service does not wake the registry's
+//! and whenever 1,024 of them (`DRAIN_EVERY`) are waiting: a service does not wake the registry's
 //! task for every state change, and the graph is always current when it is read.
 //!
 //! # Invariants
@@ -15,7 +15,6 @@
 //! - A snapshot ([`Addr<Registry>::graph`]) is taken by the registry's own task between two
 //!   events: it is always a consistent graph (every parent and child it names is in it).
 
-mod event;
 mod graph;
 
 use std::collections::HashMap;
@@ -24,23 +23,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
-pub(crate) use event::Event;
 pub use graph::{CycleError, DependencyGraph, Graph, Node};
 
-use crate::addr::Addr;
-use crate::context::Context;
-use crate::handler::Handler;
-use crate::service::Service;
+use crate::actor::host::Event;
+use crate::system::IdHasher;
+use crate::{Addr, Context, Handler, HookResult, Service, ServiceRef};
 
 /// How many waiting events make the System ask the registry to apply them.
-pub const DRAIN_EVERY: usize = 1024;
+pub(crate) const DRAIN_EVERY: usize = 1024;
 
 /// The registry actor. Reach it with [`System::registry`](crate::System::registry).
 #[derive(Debug)]
 pub struct Registry {
-    nodes: HashMap<Uuid, Node, crate::system::IdHasher>,
+    nodes: HashMap<Uuid, Node, IdHasher>,
     /// The live services, to read what a snapshot shows beyond the events (their tasks).
-    refs: HashMap<Uuid, crate::addr::ServiceRef, crate::system::IdHasher>,
+    refs: HashMap<Uuid, ServiceRef, IdHasher>,
     /// Creation order, so snapshots list siblings in the order they were added.
     next_seq: u64,
     events: flume::Receiver<Event>,
@@ -56,6 +53,8 @@ pub(crate) struct Reporter {
     events: flume::Sender<Event>,
     drain_asked: Arc<AtomicBool>,
     queued: Arc<AtomicUsize>,
+    /// Told to drain when the backlog is long.
+    registry: Option<Addr<Registry>>,
 }
 
 /// A registry and the reporter that feeds it.
@@ -77,17 +76,27 @@ pub(crate) fn channel() -> (Registry, Reporter) {
             events: tx,
             drain_asked,
             queued,
+            registry: None,
         },
     )
 }
 
 impl Reporter {
-    /// Queues `event`; asks `registry` to apply the backlog once it is long. Never blocks.
-    pub(crate) fn report(&self, event: Event, registry: &Addr<Registry>) {
+    /// The reporter, telling `registry` to drain when the backlog is long.
+    pub(crate) fn with_registry(mut self, registry: Addr<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Queues `event`; asks the registry to apply the backlog once it is long. Never blocks.
+    pub(crate) fn report(&self, event: Event) {
         // Unbounded; fails only once the registry is gone, after every service.
         let _ = self.events.send(event);
         let queued = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        if queued >= DRAIN_EVERY && !self.drain_asked.swap(true, Ordering::AcqRel) {
+        if queued >= DRAIN_EVERY
+            && !self.drain_asked.swap(true, Ordering::AcqRel)
+            && let Some(registry) = &self.registry
+        {
             let _ = registry.try_tell(Drain);
         }
     }
@@ -109,7 +118,7 @@ impl Service for Registry {
         tracing::Level::DEBUG
     }
 
-    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> crate::error::HookResult {
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
         self.drain();
         Ok(())
     }
@@ -146,7 +155,7 @@ impl Registry {
                     label: service.label().to_owned(),
                     shortlabel: service.shortlabel().to_owned(),
                     type_name: service.type_name(),
-                    name,
+                    name: name.map(|n| n.to_string()),
                     parent,
                     children: Vec::new(),
                     depth: service.depth(),

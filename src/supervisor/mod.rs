@@ -50,14 +50,11 @@ use uuid::Uuid;
 use strategy::Intensity;
 pub use strategy::{Backoff, RestartPolicy, Strategy};
 
-use crate::addr::{Addr, ServiceRef};
-use crate::context::Context;
-use crate::error::{CrashReason, Error, HookResult};
-use crate::handler::Handler;
-use crate::mailbox::Control;
-use crate::service::{ChildAction, Service};
-use crate::spec::{IntoServiceSpec, ServiceSpec};
-use crate::state::ServiceState;
+use crate::actor::mailbox::{Control, Stop};
+use crate::{
+    Addr, ChildAction, Context, CrashReason, Error, Handler, HookResult, IntoServiceSpec, Service,
+    ServiceRef, ServiceSpec, ServiceState,
+};
 
 /// Adds a child to a supervisor's context; returns its handle.
 type AddChild = Box<dyn FnOnce(&mut Context<Supervisor>) -> ServiceRef + Send>;
@@ -214,11 +211,8 @@ impl Supervisor {
         for sibling in group.iter().rev().filter(|c| *c != crashed) {
             let _ = sibling
                 .core()
-                .request("stop", |reply| Control::Stop {
-                    terminate: false,
-                    cause: None,
-                    reply: Some(reply),
-                    ask_parent: false,
+                .request("stop", |reply| {
+                    Control::Stop(Stop::by_parent(false).reply_to(reply))
                 })
                 .await;
         }

@@ -61,13 +61,10 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::addr::{Addr, ServiceRef};
-use crate::context::Context;
-use crate::error::{CrashReason, Error};
 use crate::registry::{Graph, Node};
-use crate::service::{ChildAction, Service};
-use crate::spec::Dependency;
-use crate::system::System;
+use crate::{
+    Addr, ChildAction, Context, CrashReason, Dependency, Error, Service, ServiceRef, System,
+};
 
 use blocking::BlockingDetector;
 use logging::LogConfig;

@@ -21,13 +21,13 @@ use tracing::Level;
 use uuid::Uuid;
 
 use crate::diag::Diag;
-use crate::error::{CrashReason, Error};
-use crate::handler::BoxEnvelope;
-use crate::mailbox::{Control, ControlLane, Reply, UserLane};
-use crate::registry::Event;
-use crate::service::Service;
-use crate::state::ServiceState;
-use crate::system::SystemInner;
+
+use super::error::{CrashReason, Error};
+use super::handler::BoxEnvelope;
+use super::host::{Event, Host};
+use super::mailbox::{Control, ControlLane, Reply, UserLane};
+use super::service::Service;
+use super::state::ServiceState;
 
 tokio::task_local! {
     /// The id of the actor whose task is running, so a handle can refuse to await itself.
@@ -55,7 +55,8 @@ pub(crate) struct Core {
     /// The System's own services (the registry) do not report to the registry.
     pub(crate) internal: bool,
     pub(crate) parent: Option<Weak<dyn AnyCell>>,
-    pub(crate) system: Weak<SystemInner>,
+    /// Whoever hosts the actor (the System): events and dead letters go there.
+    pub(crate) host: Weak<dyn Host>,
     pub(crate) control: ControlLane,
     pub(crate) diag: Diag,
     /// The `ServiceState`, as its index in `STATES`.
@@ -93,7 +94,7 @@ pub(crate) struct CoreInit {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) internal: bool,
     pub(crate) parent: Option<(Weak<dyn AnyCell>, usize)>,
-    pub(crate) system: Weak<SystemInner>,
+    pub(crate) host: Weak<dyn Host>,
 }
 
 impl Core {
@@ -118,7 +119,7 @@ impl Core {
             name: init.name,
             internal: init.internal,
             parent,
-            system: init.system,
+            host: init.host,
             control: ControlLane::new(),
             diag: Diag::default(),
             state: AtomicU8::new(0),
@@ -168,13 +169,13 @@ impl Core {
         }
     }
 
-    /// Reports a graph change to the registry, unless this is the registry itself.
+    /// Reports a graph change to the host, unless this is one of the host's own services.
     pub(crate) fn report(&self, event: impl FnOnce() -> Event) {
         if self.internal {
             return;
         }
-        if let Some(system) = self.system.upgrade() {
-            system.report(event());
+        if let Some(host) = self.host.upgrade() {
+            host.report(event());
         }
     }
 
@@ -389,8 +390,8 @@ impl Core {
     #[cold]
     fn report_dead_letters(&self, n: usize) {
         self.dead_letters.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(system) = self.system.upgrade() {
-            system.dead_letters.record(self, n as u64);
+        if let Some(host) = self.host.upgrade() {
+            host.dead_lettered(self.id, &self.label, n as u64);
         }
         tracing::warn!(
             service = %self.label,

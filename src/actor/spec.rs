@@ -3,11 +3,12 @@
 //! ([`Dependency`]).
 
 use std::fmt;
+use std::sync::Arc;
 
-use crate::addr::ServiceRef;
-use crate::runner::{self, Parent};
-use crate::service::Service;
-use crate::system::System;
+use super::addr::ServiceRef;
+use super::host::Host;
+use super::runner::Parent;
+use super::service::{Service, short_type_name};
 
 /// How to build the service on each (re)start.
 pub(crate) enum Init<S> {
@@ -81,8 +82,8 @@ impl<S: Service> ServiceSpec<S> {
         self
     }
 
-    /// Registers the service under `name`, unique in its [`System`]: find it again with
-    /// [`System::lookup`]. Spawning a second live service with a taken name fails with
+    /// Registers the service under `name`, unique in its [`System`](crate::System): find it again with
+    /// [`System::lookup`](crate::System::lookup). Spawning a second live service with a taken name fails with
     /// [`Error::NameTaken`](crate::Error::NameTaken); the name is freed when the service
     /// stops for good.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -111,7 +112,7 @@ impl<S: Service> ServiceSpec<S> {
 impl<S: Service> fmt::Debug for ServiceSpec<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceSpec")
-            .field("service", &crate::service::short_type_name::<S>())
+            .field("service", &short_type_name::<S>())
             .field("factory", &matches!(self.init, Init::Factory(_)))
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("name", &self.name)
@@ -142,14 +143,18 @@ impl<S: Service> IntoServiceSpec for ServiceSpec<S> {
     }
 }
 
-/// Spawns a child under its parent.
-type CreateFn = Box<dyn FnOnce(&System, Parent) -> ServiceRef + Send>;
+/// A spec whose service type is erased: what a [`Dependency`] holds. The runner knows how
+/// to build and launch one (`runner/mod.rs`).
+pub(crate) trait AnySpec: Send + 'static {
+    /// Builds the service as a child under `parent` and launches its task.
+    fn launch_child(self: Box<Self>, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef;
+}
 
 /// A child service of any type, as returned by [`Service::dependencies`].
 ///
 /// Made with `.into()` from a service value or a [`ServiceSpec`].
 pub struct Dependency {
-    create: CreateFn,
+    spec: Box<dyn AnySpec>,
     label: &'static str,
 }
 
@@ -162,16 +167,14 @@ impl fmt::Debug for Dependency {
 impl<T: IntoServiceSpec> From<T> for Dependency {
     fn from(spec: T) -> Self {
         Dependency {
-            create: Box::new(move |system, parent| {
-                runner::create(system, spec.into_spec(), Some(parent)).service_ref()
-            }),
-            label: crate::service::short_type_name::<T::Service>(),
+            spec: Box::new(spec.into_spec()),
+            label: short_type_name::<T::Service>(),
         }
     }
 }
 
 impl Dependency {
-    pub(crate) fn create(self, system: &System, parent: Parent) -> ServiceRef {
-        (self.create)(system, parent)
+    pub(crate) fn create(self, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef {
+        self.spec.launch_child(host, parent)
     }
 }

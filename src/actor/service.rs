@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tracing::Level;
 
-use crate::addr::ServiceRef;
-use crate::context::Context;
-use crate::error::{CrashReason, HookResult};
-use crate::mailbox::DEFAULT_MAILBOX_CAPACITY;
-use crate::spec::Dependency;
+use super::addr::ServiceRef;
+use super::context::Context;
+use super::error::{CrashReason, HookResult};
+use super::mailbox::DEFAULT_MAILBOX_CAPACITY;
+use super::spec::Dependency;
 
 /// Default bound on the stop sequence's waits (Mode's `shutdown_timeout`): 60 seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);

@@ -1,5 +1,7 @@
-//! Errors: one enum for the runtime ([`Error`]), one for a failed send that hands the message
-//! back ([`SendError`]), and the reason a service crashed ([`CrashReason`]).
+//! Errors, by what failed: a `tell` that found the service stopped ([`SendError`], which hands
+//! the message back and can say nothing else), a `try_tell` ([`TrySendError`]: full or
+//! stopped, the message handed back), everything else a service or the System reports
+//! ([`Error`]), and the reason a service crashed ([`CrashReason`]).
 //!
 //! Panics and returned errors are kept apart in a [`CrashReason`]: a handler that panicked is a
 //! bug in the handler, a hook that returned `Err` is a failure the service reported itself.
@@ -87,9 +89,6 @@ pub enum Error {
         /// The operation that was refused.
         op: &'static str,
     },
-    /// A duration was written in a form [`Seconds`](crate::Seconds) does not accept.
-    #[error(transparent)]
-    InvalidSeconds(#[from] crate::time::SecondsError),
     /// A supervisor restarted its children more than its intensity allows (more than
     /// `max_restarts` within `over`), stopped them and crashed itself with this error, which
     /// its own supervisor then handles.
@@ -148,7 +147,6 @@ impl Error {
             | Error::MaxRestartsExceeded { label, .. }
             | Error::TaskFailed { label, .. } => Some(label),
             Error::ShuttingDown
-            | Error::InvalidSeconds(_)
             | Error::NameTaken { .. }
             | Error::UnknownName { .. }
             | Error::WrongType { .. } => None,
@@ -336,37 +334,18 @@ impl From<Error> for CrashReason {
     }
 }
 
-/// Why a send failed: the actor has stopped, or (for `try_tell`) its mailbox is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendErrorKind {
-    /// The actor has stopped for good.
-    Stopped,
-    /// The user lane is full (only from `try_tell`).
-    Full,
-}
-
-/// A failed `tell` or `try_tell`, handing the message back.
+/// A `tell` to a service that has stopped for good (also while the `tell` waited for room):
+/// the message is handed back.
 ///
-/// Its `Debug` does not need `M: Debug`. It converts into [`Error`] with `?`.
+/// Its `Debug` does not need `M: Debug`. It converts into [`Error::Stopped`] with `?`.
 pub struct SendError<M> {
-    /// The message that was not delivered.
-    pub message: M,
-    kind: SendErrorKind,
+    message: M,
     label: Arc<str>,
 }
 
 impl<M> SendError<M> {
-    pub(crate) fn new(message: M, kind: SendErrorKind, label: Arc<str>) -> Self {
-        SendError {
-            message,
-            kind,
-            label,
-        }
-    }
-
-    /// Why the send failed.
-    pub fn kind(&self) -> SendErrorKind {
-        self.kind
+    pub(crate) fn new(message: M, label: Arc<str>) -> Self {
+        SendError { message, label }
     }
 
     /// The label of the service the message was for.
@@ -378,22 +357,11 @@ impl<M> SendError<M> {
     pub fn into_inner(self) -> M {
         self.message
     }
-
-    /// Whether the actor had stopped.
-    pub fn is_stopped(&self) -> bool {
-        self.kind == SendErrorKind::Stopped
-    }
-
-    /// Whether the mailbox was full.
-    pub fn is_full(&self) -> bool {
-        self.kind == SendErrorKind::Full
-    }
 }
 
 impl<M> fmt::Debug for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendError")
-            .field("kind", &self.kind)
             .field("label", &self.label)
             .finish_non_exhaustive()
     }
@@ -401,10 +369,7 @@ impl<M> fmt::Debug for SendError<M> {
 
 impl<M> fmt::Display for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            SendErrorKind::Stopped => write!(f, "service {} is stopped", self.label),
-            SendErrorKind::Full => write!(f, "mailbox of {} is full", self.label),
-        }
+        write!(f, "service {} is stopped", self.label)
     }
 }
 
@@ -412,9 +377,74 @@ impl<M> std::error::Error for SendError<M> {}
 
 impl<M> From<SendError<M>> for Error {
     fn from(e: SendError<M>) -> Self {
-        match e.kind {
-            SendErrorKind::Stopped => Error::Stopped { label: e.label },
-            SendErrorKind::Full => Error::MailboxFull { label: e.label },
+        Error::Stopped { label: e.label }
+    }
+}
+
+/// A `try_tell` that could not queue its message now: the message is handed back.
+///
+/// Its `Debug` does not need `M: Debug`. It converts into [`Error::MailboxFull`] or
+/// [`Error::Stopped`] with `?`.
+#[non_exhaustive]
+pub enum TrySendError<M> {
+    /// The mailbox is full; it may have room later.
+    Full(M, Arc<str>),
+    /// The service has stopped for good.
+    Stopped(M, Arc<str>),
+}
+
+impl<M> TrySendError<M> {
+    /// Whether the mailbox was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(..))
+    }
+
+    /// Whether the service had stopped for good.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, TrySendError::Stopped(..))
+    }
+
+    /// The label of the service the message was for.
+    pub fn label(&self) -> &str {
+        match self {
+            TrySendError::Full(_, label) | TrySendError::Stopped(_, label) => label,
+        }
+    }
+
+    /// Takes the message back.
+    pub fn into_inner(self) -> M {
+        match self {
+            TrySendError::Full(message, _) | TrySendError::Stopped(message, _) => message,
+        }
+    }
+}
+
+impl<M> fmt::Debug for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.is_full() { "Full" } else { "Stopped" };
+        f.debug_struct("TrySendError")
+            .field("kind", &kind)
+            .field("label", &self.label())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M> fmt::Display for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_, label) => write!(f, "mailbox of {label} is full"),
+            TrySendError::Stopped(_, label) => write!(f, "service {label} is stopped"),
+        }
+    }
+}
+
+impl<M> std::error::Error for TrySendError<M> {}
+
+impl<M> From<TrySendError<M>> for Error {
+    fn from(e: TrySendError<M>) -> Self {
+        match e {
+            TrySendError::Full(_, label) => Error::MailboxFull { label },
+            TrySendError::Stopped(_, label) => Error::Stopped { label },
         }
     }
 }
@@ -434,11 +464,14 @@ mod tests {
     }
 
     #[test]
-    fn send_error_debug_needs_no_debug_message() {
+    fn send_errors_debug_needs_no_debug_message() {
         struct Opaque;
-        let e = SendError::new(Opaque, SendErrorKind::Full, Arc::from("A"));
+        let e = TrySendError::Full(Opaque, Arc::from("A"));
         assert!(format!("{e:?}").contains("Full"));
         assert!(matches!(Error::from(e), Error::MailboxFull { .. }));
+        let e = SendError::new(Opaque, Arc::from("A"));
+        assert!(format!("{e:?}").contains("SendError"));
+        assert!(matches!(Error::from(e), Error::Stopped { .. }));
     }
 
     #[test]

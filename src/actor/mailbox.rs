@@ -2,7 +2,7 @@
 //!
 //! - The **control lane** (unbounded) carries [`Lifecycle`] requests and internal notices. The
 //!   actor serves it before any user message: it checks a counter of control sends between
-//!   user messages and parks on both lanes with a `biased` select, control first.
+//!   user messages and, when both lanes are empty, parks on both, control first.
 //! - The **user lane** (bounded) carries boxed envelopes of typed messages. A full lane makes
 //!   `tell` wait, so a fast producer cannot exhaust memory. The user lane closes when the
 //!   service stops for good, at the start of that stop; the control lane stays open until the
@@ -22,7 +22,9 @@
 //! - A control request whose actor is gone resolves at once: its reply sender is dropped and the
 //!   waiter reads the reason from the cell.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use std::task::{Context as TaskContext, Poll};
 
@@ -30,7 +32,7 @@ use futures::task::AtomicWaker;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
-use crate::error::{CrashReason, Error};
+use super::error::{CrashReason, Error};
 
 /// Default capacity of a service's user lane.
 ///
@@ -62,25 +64,58 @@ pub(crate) type Reply = oneshot::Sender<Result<bool, Error>>;
 
 /// What travels on the control lane.
 pub(crate) enum Control {
-    Start {
-        reply: Option<Reply>,
-    },
-    Stop {
-        /// Close the mailbox and end the actor's task after the stop sequence. A parent
-        /// restarting stops its children without terminating them.
-        terminate: bool,
-        /// Set when the stop is part of a parent's crash: the child is marked crashed too.
-        cause: Option<CrashReason>,
-        reply: Option<Reply>,
-        /// A running child stopped by anyone but its parent lets the parent decide what
-        /// happens next (a supervisor restarts a permanent child) before it terminates.
-        ask_parent: bool,
-    },
+    Start { reply: Option<Reply> },
+    Stop(Stop),
     Crash(CrashReason),
-    Restart {
-        reply: Option<Reply>,
-    },
+    Restart { reply: Option<Reply> },
     Notice(Notice),
+}
+
+/// A stop request. Built in one place, here, by what it means.
+pub(crate) struct Stop {
+    /// Close the mailbox and end the actor's task after the stop sequence. A parent
+    /// restarting stops its children without terminating them.
+    pub(crate) terminate: bool,
+    /// Set when the stop is part of a parent's crash: the child is marked crashed too.
+    pub(crate) cause: Option<CrashReason>,
+    pub(crate) reply: Option<Reply>,
+    /// A running child stopped by anyone but its parent lets a parent that decides its stops
+    /// choose what happens next (a supervisor restarts a permanent child) before it ends.
+    pub(crate) ask_parent: bool,
+}
+
+impl Stop {
+    /// A stop for good. `ask_parent`: it comes from anyone but the service's parent.
+    pub(crate) fn for_good(ask_parent: bool) -> Stop {
+        Stop {
+            terminate: true,
+            cause: None,
+            reply: None,
+            ask_parent,
+        }
+    }
+
+    /// A parent stopping its child as part of its own stop (`terminate`) or restart.
+    pub(crate) fn by_parent(terminate: bool) -> Stop {
+        Stop {
+            terminate,
+            cause: None,
+            reply: None,
+            ask_parent: false,
+        }
+    }
+
+    /// The child is stopped because its parent crashed with `cause`.
+    pub(crate) fn because(mut self, cause: Option<CrashReason>) -> Stop {
+        self.cause = cause;
+        self
+    }
+
+    /// Answer on `reply` once the stop has finished.
+    pub(crate) fn reply_to(mut self, reply: Reply) -> Stop {
+        self.reply = Some(reply);
+        self
+    }
 }
 
 /// Notices a service receives about its children.
@@ -100,64 +135,56 @@ pub(crate) enum Notice {
 }
 
 impl Control {
-    /// A stop for good, as anyone but the parent requests it.
-    pub(crate) fn stop_for_good(reply: Option<Reply>) -> Control {
-        Control::Stop {
-            terminate: true,
-            cause: None,
-            reply,
-            ask_parent: true,
-        }
-    }
-
-    pub(crate) fn from_lifecycle(l: Lifecycle, reply: Option<Reply>) -> Control {
+    /// The control message for a lifecycle request nobody waits on.
+    pub(crate) fn from_lifecycle(l: Lifecycle) -> Control {
         match l {
-            Lifecycle::Start => Control::Start { reply },
-            Lifecycle::Stop => Control::stop_for_good(reply),
+            Lifecycle::Start => Control::Start { reply: None },
+            Lifecycle::Stop => Control::Stop(Stop::for_good(true)),
             Lifecycle::Crash(reason) => Control::Crash(reason),
-            Lifecycle::Restart => Control::Restart { reply },
+            Lifecycle::Restart => Control::Restart { reply: None },
         }
     }
 }
 
-/// The control lane, with the count of sends that lets the actor probe it for free, and the
-/// actor's waker: a parked actor registers it once and any control send wakes it (cheaper than
-/// a flume receive future, which allocates a hook each time it waits, or a `Notify`, which
-/// takes a lock to enlist and another to leave).
+/// The control lane: a short queue behind a lock (control messages are rare), the count of
+/// sends that lets the actor probe it with one atomic load, and the actor's waker: a parked
+/// actor registers it once and any control send wakes it.
 pub(crate) struct ControlLane {
-    tx: flume::Sender<Control>,
-    rx: flume::Receiver<Control>,
+    queue: Mutex<VecDeque<Control>>,
     sent: AtomicUsize,
+    /// Set under the queue's lock, so a send either lands before the close (and is drained by
+    /// it) or is refused.
     closed: AtomicBool,
     waker: AtomicWaker,
 }
 
 impl ControlLane {
     pub(crate) fn new() -> Self {
-        let (tx, rx) = flume::unbounded();
         ControlLane {
-            tx,
-            rx,
+            queue: Mutex::new(VecDeque::new()),
             sent: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
 
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Control>> {
+        // Nothing panics while holding it; a poisoned queue is still a consistent queue.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Queues a control message. Returns it if the mailbox is already closed.
     pub(crate) fn send(&self, msg: Control) -> Result<(), Control> {
-        if self.is_closed() {
-            return Err(msg);
+        {
+            let mut queue = self.queue();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(msg);
+            }
+            queue.push_back(msg);
         }
-        // The receiver lives in this struct, so the send cannot fail.
-        let _ = self.tx.send(msg);
         self.sent.fetch_add(1, Ordering::SeqCst);
         // The actor registers before it reads `sent`: either it sees this send, or this wakes it.
         self.waker.wake();
-        if self.closed.load(Ordering::SeqCst) {
-            // Raced with the close: answer whatever is left (dropping replies resolves them).
-            self.drain();
-        }
         Ok(())
     }
 
@@ -167,8 +194,9 @@ impl ControlLane {
         self.sent.load(Ordering::Acquire)
     }
 
-    pub(crate) fn receiver(&self) -> &flume::Receiver<Control> {
-        &self.rx
+    /// The oldest control message, if any.
+    pub(crate) fn try_recv(&self) -> Option<Control> {
+        self.queue().pop_front()
     }
 
     /// For the actor: `Ready` if control messages were sent beyond the `seen` it has received,
@@ -190,16 +218,11 @@ impl ControlLane {
     }
 
     /// Closes the mailbox: later sends are refused. Returns the control messages left over so
-    /// the actor can answer them.
-    pub(crate) fn close(&self) -> Vec<Control> {
-        self.closed.store(true, Ordering::SeqCst);
-        self.rx.drain().collect()
-    }
-
-    fn drain(&self) {
-        for msg in self.rx.drain() {
-            drop(msg);
-        }
+    /// the actor can answer them (dropping a reply resolves its waiter).
+    pub(crate) fn close(&self) -> VecDeque<Control> {
+        let mut queue = self.queue();
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *queue)
     }
 }
 
@@ -401,6 +424,8 @@ mod tests {
         control.send(Control::Start { reply: None }).ok().unwrap();
         control.send(Control::Restart { reply: None }).ok().unwrap();
         assert_eq!(control.sent(), 2);
-        assert_eq!(control.receiver().len(), 2);
+        assert!(matches!(control.try_recv(), Some(Control::Start { .. })));
+        assert_eq!(control.close().len(), 1);
+        assert!(control.try_recv().is_none());
     }
 }

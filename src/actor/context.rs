@@ -9,23 +9,24 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::addr::{Addr, ServiceRef};
-use crate::cell::Core;
 use crate::diag::Diag;
-use crate::error::{BoxError, CrashReason, Error};
-use crate::handler::Handler;
-use crate::log::Log;
-use crate::mailbox::Control;
-use crate::runner::{self, Parent};
-use crate::service::Service;
-use crate::spec::IntoServiceSpec;
-use crate::system::System;
 use crate::time::Timer;
 use crate::wait::{StopSignal, Ticks, WaitError};
+
+use super::addr::{Addr, ServiceRef};
+use super::cell::Core;
+use super::error::{BoxError, CrashReason, Error};
+use super::handler::Handler;
+use super::host::Host;
+use super::log::Log;
+use super::mailbox::{Control, Stop};
+use super::runner::{self, Parent};
+use super::service::Service;
+use super::spec::IntoServiceSpec;
+use super::tasks::{Exit, Exits, Listed, TaskOutput, Tasks};
 
 /// Where the service is in its own lifecycle, as the context sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub(crate) enum Phase {
 /// The toolbox handed to every hook and handler of a service `A`.
 pub struct Context<A: Service> {
     addr: Addr<A>,
-    system: System,
+    host: Arc<dyn Host>,
     pub(crate) children: Vec<ServiceRef>,
     pub(crate) token: CancellationToken,
     pub(crate) tasks: Tasks,
@@ -56,17 +57,17 @@ impl<A: Service> fmt::Debug for Context<A> {
         f.debug_struct("Context")
             .field("service", &self.addr)
             .field("children", &self.children.len())
-            .field("tasks", &self.tasks.running.len())
+            .field("tasks", &self.tasks.len())
             .finish()
     }
 }
 
 impl<A: Service> Context<A> {
-    pub(crate) fn new(addr: Addr<A>, system: System) -> Self {
+    pub(crate) fn new(addr: Addr<A>, host: Arc<dyn Host>) -> Self {
         let token = addr.core().stop_token();
         Context {
             addr,
-            system,
+            host,
             children: Vec::new(),
             token,
             tasks: Tasks::default(),
@@ -84,9 +85,9 @@ impl<A: Service> Context<A> {
         &self.addr
     }
 
-    /// The system this service runs in.
-    pub fn system(&self) -> &System {
-        &self.system
+    /// Whoever hosts this service (the System: see `Context::system`).
+    pub(crate) fn host(&self) -> &Arc<dyn Host> {
+        &self.host
     }
 
     /// This service's label.
@@ -264,7 +265,7 @@ impl<A: Service> Context<A> {
     pub fn stop(&self) {
         let core = self.core();
         core.signal_stop();
-        let _ = core.send_control(Control::stop_for_good(None));
+        let _ = core.send_control(Control::Stop(Stop::for_good(true)));
     }
 
     /// Crashes this service (and its children) with `reason` once the current hook or
@@ -289,7 +290,9 @@ impl<A: Service> Context<A> {
     /// step, start it yourself or use [`add_runtime_dependency`](Self::add_runtime_dependency).
     /// It is stopped before this service finishes stopping, in reverse order.
     pub fn add_dependency<T: IntoServiceSpec>(&mut self, service: T) -> Addr<T::Service> {
-        let addr = runner::create(&self.system, service.into_spec(), Some(self.as_parent()));
+        let host = Arc::downgrade(&self.host);
+        let (addr, launch) = runner::build(host, service.into_spec(), Some(self.as_parent()));
+        launch.spawn(&self.host);
         self.children.push(addr.service_ref());
         addr
     }
@@ -411,13 +414,7 @@ impl<A: Service> Context<A> {
     /// The names of this service's background tasks that are still running (or waiting to be
     /// launched by the start sequence).
     pub fn task_names(&self) -> Vec<String> {
-        let pending = self.tasks.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let running = self.tasks.running.iter().filter(|(_, h)| !h.is_finished());
-        running
-            .map(|(n, _)| n)
-            .chain(pending.iter().map(|(n, _)| n))
-            .map(|n| n.to_string())
-            .collect()
+        self.tasks.names()
     }
 
     pub(crate) fn as_parent(&self) -> Parent {
@@ -425,143 +422,5 @@ impl<A: Service> Context<A> {
             cell: self.addr.service_ref().downgrade_cell(),
             depth: self.core().depth,
         }
-    }
-}
-
-/// What a background task may return: `()` or `Result<(), E>` (an `Err` crashes the service).
-pub trait TaskOutput: Send + 'static {
-    /// The task's outcome.
-    fn into_task_result(self) -> Result<(), BoxError>;
-}
-
-impl TaskOutput for () {
-    fn into_task_result(self) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-impl<E: Into<BoxError> + Send + 'static> TaskOutput for Result<(), E> {
-    fn into_task_result(self) -> Result<(), BoxError> {
-        self.map_err(Into::into)
-    }
-}
-
-/// Takes a task off its service's list of running tasks when the task ends.
-struct Listed<A: Service> {
-    owner: crate::addr::WeakAddr<A>,
-    name: Arc<str>,
-}
-
-impl<A: Service> Drop for Listed<A> {
-    fn drop(&mut self) {
-        if let Some(owner) = self.owner.upgrade() {
-            owner.core().task_ended(&self.name);
-        }
-    }
-}
-
-/// What [`Context::add_context`] and [`Context::add_async_context`] keep.
-pub(crate) enum Exit {
-    Guard(Box<dyn std::any::Any + Send>),
-    Async(BoxFuture<'static, ()>),
-}
-
-/// The exit stack of one run. Behind a mutex only so that `Context` is `Sync` (a hook may
-/// hold `&Context` across an await); every access has `&mut`, so it never blocks.
-#[derive(Default)]
-pub(crate) struct Exits {
-    stack: std::sync::Mutex<Vec<Exit>>,
-}
-
-impl Exits {
-    fn stack(&mut self) -> &mut Vec<Exit> {
-        self.stack.get_mut().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn push(&mut self, exit: Exit) {
-        self.stack().push(exit);
-    }
-
-    /// Closes everything, newest first; async clean-ups share `timeout`. Returns how many
-    /// clean-ups did not finish in time.
-    pub(crate) async fn close(&mut self, timeout: Duration) -> usize {
-        if self.stack().is_empty() {
-            return 0;
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut late = 0;
-        while let Some(exit) = self.stack().pop() {
-            match exit {
-                Exit::Guard(guard) => drop(guard),
-                Exit::Async(cleanup) => {
-                    if tokio::time::timeout_at(deadline, cleanup).await.is_err() {
-                        late += 1;
-                    }
-                }
-            }
-        }
-        late
-    }
-}
-
-/// The background tasks of one service.
-#[derive(Default)]
-pub(crate) struct Tasks {
-    /// Behind a mutex only so that `Context` is `Sync`; accessed with `&mut`, never blocks.
-    pending: std::sync::Mutex<Vec<(Arc<str>, BoxFuture<'static, ()>)>>,
-    running: Vec<(Arc<str>, JoinHandle<()>)>,
-    added: usize,
-}
-
-impl Tasks {
-    fn next_index(&mut self) -> usize {
-        self.added += 1;
-        self.added
-    }
-
-    fn launch(&mut self, name: Arc<str>, fut: BoxFuture<'static, ()>, core: &Core) {
-        core.task_started(&name);
-        // Forget finished tasks so a long-lived service that spawns many does not grow.
-        self.running.retain(|(_, h)| !h.is_finished());
-        self.running.push((name, tokio::spawn(fut)));
-    }
-
-    /// Launches the tasks added during the start sequence, in the order added.
-    fn pending(&mut self) -> &mut Vec<(Arc<str>, BoxFuture<'static, ()>)> {
-        self.pending.get_mut().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn launch_pending(&mut self, core: &Core) {
-        for (name, fut) in std::mem::take(self.pending()) {
-            self.launch(name, fut, core);
-        }
-    }
-
-    /// Cancels every task, newest first. Tasks never launched are dropped.
-    pub(crate) fn cancel_all(&mut self) {
-        self.pending().clear();
-        for (_, handle) in self.running.iter().rev() {
-            handle.abort();
-        }
-    }
-
-    /// Waits for the cancelled tasks to end, up to `timeout`. Returns the names of tasks
-    /// still running after it.
-    pub(crate) async fn join_all(&mut self, timeout: Duration) -> Vec<Arc<str>> {
-        if self.running.is_empty() {
-            return Vec::new();
-        }
-        let running = std::mem::take(&mut self.running);
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut stuck = Vec::new();
-        for (name, mut handle) in running {
-            if tokio::time::timeout_at(deadline, &mut handle)
-                .await
-                .is_err()
-            {
-                stuck.push(name);
-            }
-        }
-        stuck
     }
 }

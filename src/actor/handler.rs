@@ -12,9 +12,9 @@ use std::pin::Pin;
 use futures::FutureExt;
 use tokio::sync::oneshot;
 
-use crate::context::Context;
-use crate::error::{CrashReason, Error};
-use crate::service::Service;
+use super::context::Context;
+use super::error::{CrashReason, Error};
+use super::service::Service;
 
 /// How a service handles messages of type `M`. A service may implement it for any number of
 /// message types.
@@ -86,7 +86,7 @@ pub(crate) struct Ask<M, R> {
 }
 
 fn during<M>() -> String {
-    format!("handler of {}", crate::service::short_type_name::<M>())
+    format!("handler of {}", super::service::short_type_name::<M>())
 }
 
 impl<A, M> Envelope<A> for Tell<M>

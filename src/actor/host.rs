@@ -1,0 +1,70 @@
+//! What the kernel asks of whoever hosts its actors: the [`Host`] (the
+//! [`System`](crate::System) is the one host there is). The kernel reaches nothing above it but
+//! through this trait, so the layer above can change without the kernel knowing.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+use tokio_util::task::task_tracker::TaskTrackerToken;
+use uuid::Uuid;
+
+use super::addr::ServiceRef;
+use super::error::Error;
+use super::state::ServiceState;
+
+/// A change in the live service graph, reported by a service's own task (or by the code that
+/// created it) to its host. Reporting never blocks.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A service was created (not yet started).
+    Spawned {
+        service: ServiceRef,
+        /// The parent's id; `None` for a root.
+        parent: Option<Uuid>,
+        /// The name it was spawned under, if any.
+        name: Option<Arc<str>>,
+    },
+    /// A service changed state (restart counts change with a restart's `Starting`).
+    State {
+        id: Uuid,
+        state: ServiceState,
+        restart_count: u32,
+    },
+    /// A service stopped for good and left the graph.
+    Removed { id: Uuid },
+}
+
+/// The services a host gives the actors it hosts. Implemented by the System; handed down to
+/// every actor as an `Arc<dyn Host>` (a service's context keeps it, its cell a `Weak`).
+///
+/// # Invariants
+/// - Every method returns at once: none waits on an actor.
+/// - `track` is called once per actor, before its task exists; the token is dropped when the
+///   task ends, so the host can wait for every actor task.
+pub(crate) trait Host: Any + Send + Sync {
+    /// The runtime actor tasks run on.
+    fn runtime(&self) -> &Handle;
+
+    /// Counts one actor task until the token is dropped.
+    fn track(&self) -> TaskTrackerToken;
+
+    /// Records a change in the service graph.
+    fn report(&self, event: Event);
+
+    /// Counts `n` messages of service `id` that could not be delivered.
+    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64);
+
+    /// Reserves `name` for `service`, unique among live services.
+    fn claim_name(&self, name: &Arc<str>, service: &ServiceRef) -> Result<(), Error>;
+
+    /// Frees `name` if `id` holds it.
+    fn release_name(&self, name: &str, id: Uuid);
+
+    /// A root service ended for good.
+    fn root_ended(&self, id: Uuid);
+
+    /// The host as `Any`, so the layer that implements it can find itself again (the
+    /// System's `Context::system`).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}

@@ -1,0 +1,52 @@
+//! The kernel: one actor. A service's shared cell and its handles, its two-lane mailbox, its
+//! context, and the task that runs it through Mode's lifecycle. Everything else in modo (the
+//! System, the registry, supervisors, the Worker) is built on this layer, and this layer
+//! imports none of it: what it needs from above (report an event, count a dead letter, track a
+//! task, claim a name) it asks of a [`Host`](host::Host), which the System implements.
+//! `../shared/tools/layers` checks the rule in CI.
+//!
+//! One message, end to end, reads inside this folder: `addr.rs` (wrap and send),
+//! `mailbox.rs` (queue, priority, close), `runner/serve.rs` (receive, dispatch), `handler.rs`
+//! (run the handler, reply).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `service.rs` | the [`Service`] trait: Mode's hooks and settings, [`ChildAction`] |
+//! | `handler.rs` | [`Handler<M>`], the boxed envelope a message travels in, panic capture |
+//! | `addr.rs` | [`ServiceRef`] (lifecycle, queries) and [`Addr<A>`] (typed sends, derefs to it) |
+//! | `cell.rs` | the shared cell behind every handle: state, crash reason, mailbox |
+//! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices |
+//! | `context.rs` | [`Context<A>`]: what hooks and handlers may do |
+//! | `tasks.rs` | background tasks and the exit stack of one run |
+//! | `spec.rs` | [`ServiceSpec`], [`Dependency`]: what to spawn |
+//! | `state.rs` | [`ServiceState`] |
+//! | `error.rs` | [`Error`], [`SendError`], [`TrySendError`], [`CrashReason`], [`Hook`] |
+//! | `host.rs` | what the kernel asks of its host, and the graph events it reports |
+//! | `log.rs` | the `[^--Label]` logger and the span of an actor's task |
+//! | `runner/` | the actor's task: build and launch, the serve loop, control, children, the sequences |
+
+pub(crate) mod addr;
+pub(crate) mod cell;
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod handler;
+pub(crate) mod host;
+pub(crate) mod log;
+pub(crate) mod mailbox;
+pub(crate) mod runner;
+pub(crate) mod service;
+pub(crate) mod spec;
+pub(crate) mod state;
+pub(crate) mod tasks;
+
+pub use addr::{Addr, ServiceRef, WeakAddr};
+pub use context::Context;
+pub use error::{
+    BoxError, CrashReason, Error, Hook, HookResult, SendError, SharedError, TrySendError,
+};
+pub use handler::Handler;
+pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
+pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
+pub use state::ServiceState;
+pub use tasks::TaskOutput;

@@ -1,0 +1,220 @@
+//! What each control message does: start, restart, stop (for good, for a restart of the
+//! parent, or put to the parent), crash; and the state a finished one leaves.
+
+use super::super::context::Phase;
+use super::super::error::{CrashReason, Error};
+use super::super::mailbox::{Control, Notice, Reply, Stop};
+use super::super::service::Service;
+use super::super::state::ServiceState;
+use super::{Flow, Runner};
+
+impl<A: Service> Runner<A> {
+    /// Acts on a control message; if the actor is to end, terminates it before returning.
+    pub(super) async fn control_or_exit(&mut self, ctrl: Control) -> Flow {
+        let flow = self.on_control(ctrl).await;
+        if let Flow::Exit(_) = flow {
+            self.terminate().await;
+        }
+        flow
+    }
+
+    async fn on_control(&mut self, ctrl: Control) -> Flow {
+        match ctrl {
+            Control::Start { reply } => {
+                self.release_held_stops();
+                let res = if self.ctx.phase == Phase::Running {
+                    Ok(false)
+                } else if self.cell.core.is_closed() {
+                    Err(self.cell.core.gone_error())
+                } else {
+                    self.reset_and_start(false).await.map(|()| true)
+                };
+                self.answer(reply, res)
+            }
+            Control::Restart { reply } => {
+                self.release_held_stops();
+                let res = self.reset_and_start(true).await.map(|()| true);
+                self.answer(reply, res)
+            }
+            Control::Stop(stop) => self.on_stop(stop).await,
+            Control::Crash(reason) => self.crash(reason).await,
+            Control::Notice(notice) => self.on_notice(notice).await,
+        }
+    }
+
+    async fn on_stop(&mut self, stop: Stop) -> Flow {
+        let Stop {
+            terminate,
+            cause,
+            reply,
+            ask_parent,
+        } = stop;
+        let mut res = Ok(true);
+        let mut settle = cause.is_some();
+        if let Some(reason) = &cause {
+            self.cell.core.record_crash(reason.clone());
+        }
+        let was_running = self.ctx.phase == Phase::Running;
+        // A running child stopped by someone else asks its parent before it ends (if the parent
+        // decides its stops), and keeps its own children for a restart until then.
+        let will_ask = terminate
+            && ask_parent
+            && was_running
+            && cause.is_none()
+            && self.cell.core.parent_decides_stops()
+            && self.cell.core.parent().is_some();
+        if terminate && !will_ask {
+            // Stopping for good: no user message will be handled again. Close the user lane now,
+            // not at the end: waiting senders get their message back, queued asks fail at once,
+            // and nothing that waits on them (a child asking its stopping parent) can hold this
+            // stop up.
+            self.close_user_lane();
+        }
+        if was_running {
+            settle = true;
+            let stop_children = terminate && !will_ask;
+            if let Some(e) = self.stop_sequence(stop_children, cause).await {
+                res = Err(e);
+            }
+        }
+        if will_ask {
+            match self.put_to_parent(reply, res) {
+                Ok(()) => return Flow::Continue,
+                // The parent is gone: end as any stop for good.
+                Err((r, re)) => return Flow::Exit(r.map(|r| (r, re))),
+            }
+        }
+        if terminate {
+            // `terminate` publishes the final state once the mailbox is closed.
+            return Flow::Exit(reply.map(|r| (r, res)));
+        }
+        if settle {
+            self.settle();
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(res);
+        }
+        Flow::Continue
+    }
+
+    /// Stopped; the parent decides whether it ends or restarts. Holds the stop's answer until
+    /// then. `Err` gives the answer back if the parent could not be told.
+    #[allow(clippy::type_complexity)]
+    fn put_to_parent(
+        &mut self,
+        reply: Option<Reply>,
+        res: Result<bool, Error>,
+    ) -> Result<(), (Option<Reply>, Result<bool, Error>)> {
+        let core = &self.cell.core;
+        let Some(parent) = core.parent() else {
+            return Err((reply, res));
+        };
+        self.settle();
+        let core = &self.cell.core;
+        let notice = Control::Notice(Notice::Stopped {
+            child: core.id,
+            run: core.restart_count(),
+        });
+        if parent.core().control.send(notice).is_err() {
+            return Err((reply, res));
+        }
+        if let Some(reply) = reply {
+            self.held_stops.push((reply, res));
+        }
+        Ok(())
+    }
+
+    /// Answers the stops that waited for the parent's decision: the stop itself is done.
+    pub(super) fn release_held_stops(&mut self) {
+        for (reply, res) in self.held_stops.drain(..) {
+            let _ = reply.send(res);
+        }
+    }
+
+    /// Publishes the state a finished stop leaves: crashed if there is a crash reason.
+    pub(super) fn settle(&self) {
+        self.settle_state(true);
+    }
+
+    pub(super) fn settle_state(&self, report: bool) {
+        let core = &self.cell.core;
+        let end = if core.crash_reason().is_some() {
+            ServiceState::Crashed
+        } else {
+            ServiceState::Shutdown
+        };
+        core.publish_state(end, report);
+    }
+
+    /// Sends `res` on `reply`; a failed start or restart means the service crashed: a root
+    /// terminates (and answers once its mailbox is closed), a child waits for its parent.
+    fn answer(&mut self, reply: Option<Reply>, res: Result<bool, Error>) -> Flow {
+        let crashed = res.is_err()
+            && self.ctx.phase == Phase::Idle
+            && self.cell.core.crash_reason().is_some();
+        let flow = if crashed {
+            let flow = self.after_crash(false);
+            if let Flow::Continue = flow {
+                self.settle();
+            }
+            flow
+        } else {
+            Flow::Continue
+        };
+        match flow {
+            Flow::Continue => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(res);
+                }
+                Flow::Continue
+            }
+            Flow::Exit(_) => Flow::Exit(reply.map(|r| (r, res))),
+        }
+    }
+
+    /// Crashes the service: its stop sequence runs with its children marked crashed; a root
+    /// then ends, a child waits for its parent's decision.
+    pub(super) async fn crash(&mut self, reason: CrashReason) -> Flow {
+        let core = &self.cell.core;
+        let reason = core.record_crash(reason);
+        core.signal_stop();
+        let root = core.parent.is_none();
+        if root {
+            // A crashed root ends for good (see `after_crash`).
+            self.close_user_lane();
+        }
+        if self.ctx.phase == Phase::Running {
+            self.ctx.log().error(format_args!("Crashed: {reason}"));
+            self.stop_sequence(root, Some(reason)).await;
+        } else if self.cell.core.state() == ServiceState::Crashed {
+            return Flow::Continue;
+        }
+        let flow = self.after_crash(true);
+        if let Flow::Continue = flow {
+            self.settle();
+        }
+        flow
+    }
+
+    /// A crashed root terminates; a crashed child waits for its parent's decision.
+    fn after_crash(&mut self, notify_parent: bool) -> Flow {
+        let core = &self.cell.core;
+        let Some(parent) = core.parent() else {
+            return Flow::Exit(None);
+        };
+        if notify_parent {
+            let reason = core
+                .crash_reason()
+                .unwrap_or_else(|| CrashReason::msg("crashed"));
+            let notice = Control::Notice(Notice::Crashed {
+                child: core.id,
+                reason,
+                run: core.restart_count(),
+            });
+            if parent.core().control.send(notice).is_err() {
+                return Flow::Exit(None);
+            }
+        }
+        Flow::Continue
+    }
+}

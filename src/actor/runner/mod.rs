@@ -1,0 +1,304 @@
+//! The actor's task, one concern a file:
+//!
+//! - this file: building an actor and launching its task ([`build`], [`Launch`]), the loop
+//!   that alternates serving the mailbox and acting on control messages, and running hooks;
+//! - `serve.rs`: the mailbox loop (user messages, control first, fairness);
+//! - `control.rs`: what each control message does (start, stop, restart, crash);
+//! - `children.rs`: the notices a parent gets about its children, and its decisions;
+//! - `sequences.rs`: Mode's start, stop and restart sequences, and the end of the actor;
+//! - `hooks.rs`: the service's hooks as values the runner can call;
+//! - `thread.rs`: a service on its own thread (Mode's `ServiceThread`).
+//!
+//! ```text
+//!            ┌────────── Start ──────────┐
+//!            ▼                           │
+//!  Idle ─▶ start sequence ─ok─▶ Running ─┼─ Stop ─▶ stop sequence ─▶ Idle or terminated
+//!   ▲          │ fail                    ├─ Restart ─▶ stop ─▶ reset ─▶ start sequence
+//!   │          ▼                         └─ Crash / panic ─▶ stop sequence (children crashed)
+//!   └─── Crashed (a child waits for its parent's decision; a root terminates)
+//! ```
+//!
+//! # Invariants
+//! - One task per actor owns the service value and its context; hooks and handlers run here,
+//!   one at a time.
+//! - Between two user messages the control lane is probed (an atomic load); when both lanes are
+//!   empty the task parks on both, control first. A stop therefore begins as soon as the
+//!   handler in flight returns, however many user messages are queued; a handler still pending
+//!   `shutdown_timeout` after a stop or restart request is abandoned as a crash.
+//! - A handler still pending when a crash arrives is dropped (its `ask` resolves to
+//!   [`Error::Crashed`]); other control messages wait for it and are kept in order.
+//! - A child's fate belongs to its parent: a crashed child stops and waits for the parent's
+//!   decision ([`Service::on_child_crashed`]); a crashed root terminates.
+//! - A stop for good closes the user lane as it begins, and termination closes the control
+//!   lane before the stop is acknowledged, so a send after `stop()` returned always fails;
+//!   what was still queued becomes dead letters.
+
+mod children;
+mod control;
+mod hooks;
+mod sequences;
+mod serve;
+mod thread;
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Duration;
+
+use futures::FutureExt;
+use tracing::Instrument;
+
+use super::addr::{Addr, ServiceRef};
+use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Settings};
+use super::context::{Context, Phase};
+use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
+use super::host::{Event, Host};
+use super::mailbox::{Control, Reply, UserLane};
+use super::service::Service;
+use super::spec::{AnySpec, Init, ServiceSpec};
+use super::state::ServiceState;
+
+use hooks::HookFn;
+
+/// Where a child hangs in the tree.
+pub(crate) struct Parent {
+    pub(crate) cell: Weak<dyn AnyCell>,
+    pub(crate) depth: usize,
+}
+
+/// An actor that is built but whose task is not running yet (tower's `Buffer::pair`: build the
+/// handle and the worker, then let the caller run the worker).
+pub(crate) struct Launch<A: Service> {
+    actor: A,
+    addr: Addr<A>,
+    factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
+    own_thread: bool,
+}
+
+/// Builds a service's cell from `spec`: returns its address, and its task ready to be launched.
+/// Reports the new service to the host.
+pub(crate) fn build<S: Service>(
+    host: Weak<dyn Host>,
+    spec: ServiceSpec<S>,
+    parent: Option<Parent>,
+) -> (Addr<S>, Launch<S>) {
+    let ServiceSpec {
+        init,
+        mailbox_capacity,
+        name,
+        internal,
+        own_thread,
+    } = spec;
+    let (actor, factory) = match init {
+        Init::Value(s) => (s, None),
+        Init::Factory(mut f) => (f(0), Some(f)),
+    };
+    let settings = Settings {
+        mundane_level: actor.mundane_level(),
+        shutdown_timeout: actor.shutdown_timeout(),
+        wait_for_shutdown: actor.wait_for_shutdown(),
+    };
+    let capacity = mailbox_capacity.unwrap_or_else(|| actor.mailbox_capacity());
+    let core = Core::new(CoreInit {
+        label: actor.label(),
+        shortlabel: actor.shortlabel(),
+        type_name: std::any::type_name::<S>(),
+        settings,
+        name: name.map(Arc::from),
+        internal,
+        parent: parent.map(|p| (p.cell, p.depth)),
+        host,
+    });
+    let cell = Arc::new(Cell {
+        core,
+        user: UserLane::new(capacity),
+    });
+    let addr = Addr::from_cell(cell);
+    let core = addr.core();
+    core.report(|| Event::Spawned {
+        service: addr.service_ref(),
+        parent: core.parent().map(|p| p.core().id),
+        name: core.name.clone(),
+    });
+    let launch = Launch {
+        actor,
+        addr: addr.clone(),
+        factory,
+        own_thread,
+    };
+    (addr, launch)
+}
+
+impl<A: Service> Launch<A> {
+    /// Runs the actor's task: on the host's runtime, or on its own thread. The host counts it
+    /// until it ends.
+    pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
+        let Launch {
+            actor,
+            addr,
+            factory,
+            own_thread,
+        } = self;
+        let token = host.track();
+        let core = addr.core();
+        let span = super::log::service_span(core);
+        let (id, timeout, label) = (core.id, core.settings.shutdown_timeout, core.label.clone());
+        let runner = Runner {
+            actor,
+            cell: addr.cell().clone(),
+            ctx: Context::new(addr, host.clone()),
+            factory,
+            deps_added: false,
+            first_start_done: false,
+            deferred: VecDeque::new(),
+            ctrl_seen: 0,
+            held_stops: Vec::new(),
+            own_thread,
+        };
+        let fut = CURRENT_ACTOR.scope(id, runner.run()).instrument(span);
+        if own_thread {
+            thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
+        } else {
+            host.runtime().spawn(async move {
+                let answers = fut.await;
+                drop(token);
+                answer_all(answers);
+            });
+        }
+    }
+}
+
+impl<S: Service> AnySpec for ServiceSpec<S> {
+    fn launch_child(self: Box<Self>, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef {
+        let (addr, launch) = build(Arc::downgrade(host), *self, Some(parent));
+        launch.spawn(host);
+        addr.service_ref()
+    }
+}
+
+/// The answers a finished actor owes: sent once it is completely gone.
+type Answers = Vec<(Reply, Result<bool, Error>)>;
+
+fn answer_all(answers: Answers) {
+    for (reply, res) in answers {
+        let _ = reply.send(res);
+    }
+}
+
+/// What the loop does after a control message.
+enum Flow {
+    Continue,
+    /// Terminate, then send this answer (after the mailbox is closed).
+    Exit(Option<(Reply, Result<bool, Error>)>),
+}
+
+struct Runner<A: Service> {
+    actor: A,
+    ctx: Context<A>,
+    cell: Arc<Cell<A>>,
+    factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
+    deps_added: bool,
+    first_start_done: bool,
+    /// Control messages taken off the lane while a handler was in flight, in arrival order.
+    deferred: VecDeque<Control>,
+    /// Control messages received so far; compared with the lane's send count.
+    ctrl_seen: usize,
+    /// Stops waiting for the parent's decision (see `Notice::Stopped`), with their result.
+    held_stops: Vec<(Reply, Result<bool, Error>)>,
+    /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
+    own_thread: bool,
+}
+
+/// `fut` bounded by `timeout`; `None` if it ran out. The timer (and its clock read) is armed
+/// only if `fut` does not finish on its first poll, which most hooks do.
+async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+        return Some(out);
+    }
+    tokio::time::timeout(timeout, fut).await.ok()
+}
+
+impl<A: Service> Runner<A> {
+    /// Runs the actor to its end; returns the answers it still owes (sent by the caller once
+    /// the actor is completely gone).
+    async fn run(mut self) -> Answers {
+        if let Err(reason) = self.init_instance(false) {
+            // A service that cannot even initialise is crashed before its first start.
+            self.cell.core.record_crash(reason);
+            self.cell.core.set_state(ServiceState::Crashed);
+        } else if self.own_thread
+            && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
+        {
+            // Its thread could not be set up: the service cannot start.
+            self.cell.core.record_crash(reason);
+            self.cell.core.set_state(ServiceState::Crashed);
+        }
+        let answer = loop {
+            let ctrl = if self.ctx.phase == Phase::Running {
+                self.serve().await
+            } else {
+                self.next_control().await
+            };
+            // Control messages are rare and their sequences run the user's hooks, whose futures
+            // can be large: boxed, they do not weigh on every idle actor's task.
+            if let Flow::Exit(answer) = Box::pin(self.control_or_exit(ctrl)).await {
+                break answer;
+            }
+        };
+        if self.own_thread
+            && let Err(reason) = self.run_hook::<hooks::OnThreadStop>().await
+        {
+            self.ctx.log().error(format_args!("{reason}"));
+        }
+        let mut answers: Answers = answer.into_iter().collect();
+        answers.append(&mut self.held_stops);
+        answers
+    }
+
+    /// Runs hook `H` with panic capture: `Err` carries the crash reason.
+    async fn run_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
+        match AssertUnwindSafe(H::call(&mut self.actor, &mut self.ctx))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.hook_failed(H::HOOK, SharedError::from(e))),
+            Err(panic) => Err(CrashReason::from_panic(panic, H::HOOK.to_string())),
+        }
+    }
+
+    /// Runs a stop-sequence hook, bounded by the shutdown timeout.
+    async fn run_stop_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
+        let timeout = self.cell.core.settings.shutdown_timeout;
+        match bounded(timeout, self.run_hook::<H>()).await {
+            Some(res) => res,
+            None => Err(self.hook_failed(
+                H::HOOK,
+                SharedError::from(BoxError::from(format!("did not return within {timeout:?}"))),
+            )),
+        }
+    }
+
+    fn hook_failed(&self, hook: Hook, source: SharedError) -> CrashReason {
+        CrashReason::Error(Arc::new(Error::HookFailed {
+            label: self.cell.core.label.clone(),
+            hook,
+            source,
+        }))
+    }
+
+    /// The error a failed start reports: the hook failure itself, or the crash.
+    fn start_error(&self, reason: &CrashReason) -> Error {
+        if let CrashReason::Error(e) = reason
+            && let Some(err) = e.downcast_ref::<Error>()
+        {
+            return err.clone();
+        }
+        Error::Crashed {
+            label: self.cell.core.label.clone(),
+            reason: reason.clone(),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Mode's sequences: start (with the first start's children and name), stop (hooks, children
+//! in reverse, tasks, exit stacks), restart (stop, reset, start), and the actor's end.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use super::super::addr::ServiceRef;
+use super::super::context::Phase;
+use super::super::error::{BoxError, CrashReason, Error, Hook, SharedError};
+use super::super::host::Event;
+use super::super::mailbox::{Control, Notice, Stop};
+use super::super::service::Service;
+use super::super::state::ServiceState;
+use super::{Runner, hooks};
+
+impl<A: Service> Runner<A> {
+    /// `on_init` on the current instance, or a fresh instance from the factory.
+    pub(super) fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if fresh && let Some(factory) = self.factory.as_mut() {
+                self.actor = factory(self.cell.core.restart_count());
+            }
+            self.actor.on_init();
+        }));
+        res.map_err(|panic| CrashReason::from_panic(panic, Hook::OnInit.to_string()))
+    }
+
+    /// Start, restart, or start after a stop-for-restart (which resets like a restart).
+    pub(super) async fn reset_and_start(&mut self, restart: bool) -> Result<(), Error> {
+        let core = &self.cell.core;
+        if core.is_closed() {
+            return Err(core.gone_error());
+        }
+        if self.ctx.phase == Phase::Running {
+            if !restart {
+                return Ok(());
+            }
+            core.signal_stop();
+            self.ctx.log().mundane("Restarting...");
+            if let Some(e) = self.stop_sequence(false, None).await {
+                self.ctx
+                    .log()
+                    .warn(format_args!("Stop before restart reported: {e}"));
+            }
+        }
+        // Only a service that ran before is reset; the very first start is not a restart.
+        if self.deps_added {
+            let core = &self.cell.core;
+            core.bump_restart_count();
+            core.clear_crash();
+            if let Err(reason) = self.init_instance(true) {
+                return Err(self.fail_start(reason, false).await);
+            }
+            if let Err(reason) = self.run_hook::<hooks::OnRestart>().await {
+                return Err(self.fail_start(reason, false).await);
+            }
+        } else if let Some(reason) = self.cell.core.crash_reason() {
+            // Crashed before it ever started (on_init panicked).
+            return Err(self.start_error(&reason));
+        }
+        self.start_sequence().await
+    }
+
+    async fn start_sequence(&mut self) -> Result<(), Error> {
+        let core = &self.cell.core;
+        self.ctx.token = core.renew_stop_token();
+        core.set_state(ServiceState::Starting);
+        self.ctx.phase = Phase::Starting;
+
+        if !self.deps_added
+            && let Err(reason) = self.first_start_setup()
+        {
+            return Err(self.fail_start(reason, false).await);
+        }
+        if !self.first_start_done {
+            if let Err(reason) = self.run_hook::<hooks::OnFirstStart>().await {
+                return Err(self.fail_start(reason, false).await);
+            }
+            self.first_start_done = true;
+        }
+        self.ctx.log().mundane("Starting...");
+        if let Err(reason) = self.run_hook::<hooks::OnStart>().await {
+            return Err(self.fail_start(reason, false).await);
+        }
+        self.ctx.tasks.launch_pending(&self.cell.core);
+        self.ctx.phase = Phase::Running;
+
+        if let Err(reason) = self.start_children().await {
+            return Err(self.fail_start(reason, true).await);
+        }
+        self.ctx.log().mundane("Started");
+        if let Err(reason) = self.run_hook::<hooks::OnStarted>().await {
+            return Err(self.fail_start(reason, true).await);
+        }
+        self.cell.core.set_state(ServiceState::Running);
+        Ok(())
+    }
+
+    /// The first start only: claims the service's name and creates the children its
+    /// `dependencies` lists.
+    fn first_start_setup(&mut self) -> Result<(), CrashReason> {
+        let core = &self.cell.core;
+        if let Some(name) = &core.name {
+            let me = self.ctx.myself().service_ref();
+            self.ctx
+                .host()
+                .claim_name(name, &me)
+                .map_err(|e| CrashReason::Error(Arc::new(e)))?;
+        }
+        self.deps_added = true;
+        let deps = std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.dependencies()))
+            .map_err(|panic| CrashReason::from_panic(panic, Hook::Dependencies.to_string()))?;
+        for dep in deps {
+            let child = dep.create(self.ctx.host(), self.ctx.as_parent());
+            self.ctx.children.push(child);
+        }
+        Ok(())
+    }
+
+    /// Starts the children in the order they were added.
+    async fn start_children(&mut self) -> Result<(), CrashReason> {
+        let children = self.ctx.children.clone();
+        for child in children {
+            if let Err(e) = child.maybe_start().await {
+                if child.is_terminated() {
+                    // Stopped for good by someone else, its exit notice still on its way: it
+                    // leaves our children, as it would a moment later.
+                    self.ctx.children.retain(|c| c != &child);
+                    continue;
+                }
+                return Err(self.hook_failed(Hook::StartChild, Arc::new(e)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a start that failed: with `on_start` done, the whole stop sequence runs;
+    /// before that, only the tasks added so far are cancelled. The service is left crashed.
+    async fn fail_start(&mut self, reason: CrashReason, after_on_start: bool) -> Error {
+        let core = &self.cell.core;
+        let reason = core.record_crash(reason);
+        core.signal_stop();
+        self.ctx.log().error(format_args!("Start failed: {reason}"));
+        if after_on_start {
+            self.stop_sequence(false, None).await;
+        } else {
+            self.end_tasks().await;
+        }
+        // The state is published by whoever decides what comes next (see `answer`).
+        self.ctx.phase = Phase::Idle;
+        self.start_error(&reason)
+    }
+
+    /// Mode's stop order. `terminate_children`: children stop for good (else they wait to be
+    /// started again). `cause`: the children are marked crashed with this reason.
+    /// Leaves the state at `Stopping`: the caller publishes what comes next (a restart goes
+    /// straight on to starting, a termination publishes after closing the mailbox).
+    /// Returns the first failure; every step runs regardless.
+    pub(super) async fn stop_sequence(
+        &mut self,
+        terminate_children: bool,
+        cause: Option<CrashReason>,
+    ) -> Option<Error> {
+        let core = &self.cell.core;
+        core.signal_stop();
+        core.set_state(ServiceState::Stopping);
+        self.ctx.phase = Phase::Stopping;
+        let timeout = core.settings.shutdown_timeout;
+        let mut first: Option<Error> = None;
+
+        self.ctx.log().mundane("Stopping...");
+        if let Err(reason) = self.run_stop_hook::<hooks::OnStop>().await {
+            self.report_stop_failure(reason, &mut first);
+        }
+        self.stop_children(terminate_children, cause, &mut first)
+            .await;
+
+        // With `wait_for_shutdown`, the background tasks (told to stop already) get until the
+        // flag to finish their work, since the flag is how they say they are done; Mode's
+        // cancellation lets a task clean up the same way. Then they are cancelled.
+        if self.cell.core.settings.wait_for_shutdown {
+            let waited = tokio::time::timeout(timeout, self.cell.core.wait_shutdown_flag()).await;
+            if waited.is_err() {
+                self.ctx.log().warn(format_args!(
+                    "Gave up waiting for the shutdown flag after {timeout:?}"
+                ));
+            }
+        }
+        self.ctx.tasks.cancel_all();
+        self.ctx.log().mundane("Stopped");
+
+        let stuck = self.ctx.tasks.join_all(timeout).await;
+        let late = self.ctx.exits.close(timeout).await;
+        if late > 0 {
+            self.ctx.log().warn(format_args!(
+                "{late} async context clean-up(s) did not finish within {timeout:?}"
+            ));
+        }
+        if !stuck.is_empty() {
+            let names: Vec<&str> = stuck.iter().map(|s| &**s).collect();
+            let reason = self.hook_failed(
+                Hook::JoinTasks,
+                SharedError::from(BoxError::from(format!(
+                    "tasks still running {timeout:?} after cancel: {}",
+                    names.join(", ")
+                ))),
+            );
+            self.report_stop_failure(reason, &mut first);
+        }
+
+        if let Err(reason) = self.run_stop_hook::<hooks::OnShutdown>().await {
+            self.report_stop_failure(reason, &mut first);
+        }
+        // Whatever on_shutdown added belongs to this run: it must not leak into the next.
+        self.end_tasks().await;
+        self.ctx.log().mundane("Shutdown complete");
+        self.ctx.phase = Phase::Idle;
+        first
+    }
+
+    /// Stops the children newest first, each waited for, as part of our own stop or restart.
+    async fn stop_children(
+        &mut self,
+        terminate: bool,
+        cause: Option<CrashReason>,
+        first: &mut Option<Error>,
+    ) {
+        let child_cause = cause.map(|reason| CrashReason::Parent {
+            parent: self.cell.core.label.clone(),
+            reason: Box::new(reason),
+        });
+        let children = if terminate {
+            std::mem::take(&mut self.ctx.children)
+        } else {
+            self.ctx.children.clone()
+        };
+        for child in children.iter().rev() {
+            let res = child
+                .core()
+                .request_raw("stop", |reply| {
+                    Control::Stop(
+                        Stop::by_parent(terminate)
+                            .because(child_cause.clone())
+                            .reply_to(reply),
+                    )
+                })
+                .await;
+            match res {
+                // Answered, or already gone (nothing left to stop).
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(e)) => {
+                    let reason = self.hook_failed(Hook::StopChild, Arc::new(e));
+                    self.report_stop_failure(reason, first);
+                }
+            }
+        }
+    }
+
+    /// Cancels and joins the background tasks and closes the exit stack, each bounded by the
+    /// shutdown timeout.
+    async fn end_tasks(&mut self) {
+        let timeout = self.cell.core.settings.shutdown_timeout;
+        self.ctx.tasks.cancel_all();
+        self.ctx.tasks.join_all(timeout).await;
+        self.ctx.exits.close(timeout).await;
+    }
+
+    fn report_stop_failure(&self, reason: CrashReason, first: &mut Option<Error>) {
+        self.ctx.log().error(format_args!("{reason}"));
+        if reason.is_panic() {
+            self.cell.core.record_crash(reason.clone());
+        }
+        if first.is_none() {
+            *first = Some(self.start_error(&reason));
+        }
+    }
+
+    /// Closes the user lane for good (see `UserLane::close`); what was queued becomes dead
+    /// letters.
+    pub(super) fn close_user_lane(&self) {
+        let core = &self.cell.core;
+        let left = self.cell.user.close();
+        // The host's own services (the registry) only get idempotent requests (drain,
+        // snapshot): what is left of them at shutdown is not a user's lost message.
+        if !core.internal {
+            core.dead_lettered(left);
+        }
+    }
+
+    /// Ends the actor for good: children first, then the mailbox is closed and drained.
+    pub(super) async fn terminate(&mut self) {
+        let children: Vec<ServiceRef> = std::mem::take(&mut self.ctx.children);
+        for child in children.iter().rev() {
+            let _ = child.stop().await;
+        }
+        self.end_tasks().await;
+
+        self.close_user_lane();
+        let core = &self.cell.core;
+        // Dropping left-over control requests resolves their waiters with `gone_error`.
+        drop(core.control.close());
+        drop(std::mem::take(&mut self.deferred));
+        let host = self.ctx.host();
+        if let Some(name) = &core.name {
+            host.release_name(name, core.id);
+        }
+        core.report(|| Event::Removed { id: core.id });
+        match core.parent() {
+            Some(parent) => {
+                let exited = Control::Notice(Notice::Exited { child: core.id });
+                let _ = parent.core().control.send(exited);
+            }
+            None => host.root_ended(core.id),
+        }
+        // Published last, so whoever sees the stopped state finds the mailbox closed, the name
+        // free, the host and the parent told. The registry has dropped the node already: no
+        // state event for it.
+        self.settle_state(false);
+    }
+}

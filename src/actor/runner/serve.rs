@@ -1,0 +1,214 @@
+//! The mailbox loop: user messages one at a time, control messages first, a yield every
+//! [`BATCH`] messages, and a pending handler watched for a crash or an overdue stop.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::super::error::CrashReason;
+use super::super::handler::BoxEnvelope;
+use super::super::mailbox::{Control, ControlLane, Stop};
+use super::super::service::Service;
+use super::Runner;
+
+/// User messages handled in a row before the actor yields its thread, so a busy actor cannot
+/// starve the other tasks of its worker thread (`tests/fairness.rs`).
+const BATCH: u32 = 64;
+
+/// The deadline of a stop kept waiting for a pending handler.
+type Deadline = Option<Pin<Box<tokio::time::Sleep>>>;
+
+impl<A: Service> Runner<A> {
+    /// Serves user messages until a control message arrives; returns it.
+    pub(super) async fn serve(&mut self) -> Control {
+        let cell = self.cell.clone();
+        let user = &cell.user;
+        let control = &cell.core.control;
+        let mut handled = 0u32;
+        loop {
+            if let Some(ctrl) = self.take_control() {
+                return ctrl;
+            }
+            let env = match user.try_recv() {
+                Some(env) => env,
+                None => {
+                    // Parking lets the others run: the batch starts over.
+                    handled = 0;
+                    match park(control, self.ctrl_seen, user.recv_async()).await {
+                        // A control message: taken at the top of the loop.
+                        None => continue,
+                        Some(Ok(env)) => {
+                            user.freed();
+                            env
+                        }
+                        // Unreachable: the cell holds a sender. Treat as a stop.
+                        Some(Err(_)) => return Control::Stop(Stop::for_good(false)),
+                    }
+                }
+            };
+            if let Some(ctrl) = self.handle(env).await {
+                return ctrl;
+            }
+            handled += 1;
+            if handled == BATCH {
+                handled = 0;
+                yield_now().await;
+            }
+        }
+    }
+
+    /// The next control message, if one is waiting: deferred ones first, then the lane (probed
+    /// only when its send count moved).
+    #[inline]
+    fn take_control(&mut self) -> Option<Control> {
+        if let Some(c) = self.deferred.pop_front() {
+            return Some(c);
+        }
+        let core = &self.cell.core;
+        if core.control.sent() > self.ctrl_seen
+            && let Some(c) = core.control.try_recv()
+        {
+            self.ctrl_seen += 1;
+            return Some(c);
+        }
+        None
+    }
+
+    /// Waits for a control message (user messages stay queued).
+    pub(super) async fn next_control(&mut self) -> Control {
+        loop {
+            if let Some(c) = self.take_control() {
+                return c;
+            }
+            let seen = self.ctrl_seen;
+            let control = &self.cell.core.control;
+            std::future::poll_fn(|cx| control.poll_pending(seen, cx)).await;
+        }
+    }
+
+    /// Runs one user message. Returns a control message to act on at once: the crash of a
+    /// panicking handler, a crash that arrived while the handler was pending, or the crash of a
+    /// handler still pending `shutdown_timeout` after a stop or restart request arrived.
+    async fn handle(&mut self, env: BoxEnvelope<A>) -> Option<Control> {
+        let mut fut = env.handle(&mut self.actor, &mut self.ctx);
+        // Most handlers finish on their first poll: no select, no waker registration.
+        let res = match futures::poll!(fut.as_mut()) {
+            Poll::Ready(res) => res,
+            Poll::Pending => {
+                let control = &self.cell.core.control;
+                let timeout = self.cell.core.settings.shutdown_timeout;
+                // Armed when a stop or restart is kept waiting for this handler.
+                let mut deadline: Deadline = None;
+                loop {
+                    let seen = self.ctrl_seen;
+                    let woke = std::future::poll_fn(|cx| {
+                        if control.poll_pending(seen, cx).is_ready() {
+                            return Poll::Ready(Woke::Control);
+                        }
+                        if let Poll::Ready(res) = fut.as_mut().poll(cx) {
+                            return Poll::Ready(Woke::Done(res));
+                        }
+                        match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                            Some(Poll::Ready(())) => Poll::Ready(Woke::Deadline),
+                            _ => Poll::Pending,
+                        }
+                    })
+                    .await;
+                    let preempt = match woke {
+                        Woke::Done(res) => break res,
+                        Woke::Deadline => Some(Control::Crash(CrashReason::msg(format!(
+                            "a handler did not return within {timeout:?} of a stop request"
+                        )))),
+                        // Take what arrived; a crash abandons the handler, the rest waits.
+                        Woke::Control => take_during_handler(
+                            control,
+                            &mut self.ctrl_seen,
+                            &mut self.deferred,
+                            &mut deadline,
+                            timeout,
+                        ),
+                    };
+                    if let Some(ctrl) = preempt {
+                        let reason = match &ctrl {
+                            Control::Crash(reason) => Some(reason),
+                            Control::Stop(stop) => stop.cause.as_ref(),
+                            _ => None,
+                        };
+                        if let Some(reason) = reason {
+                            // Record first, so the abandoned ask reads the reason.
+                            self.cell.core.record_crash(reason.clone());
+                        }
+                        drop(fut);
+                        return Some(ctrl);
+                    }
+                }
+            }
+        };
+        res.err().map(Control::Crash)
+    }
+}
+
+/// Parks on both lanes, control first: `None` for a control message, else the user lane's
+/// receive.
+async fn park<F: std::future::Future + Unpin>(
+    control: &ControlLane,
+    seen: usize,
+    mut recv: F,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| {
+        if control.poll_pending(seen, cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Pin::new(&mut recv).poll(cx).map(Some)
+    })
+    .await
+}
+
+/// Takes the control messages that arrived while a handler is pending. Returns one that
+/// preempts the handler (a crash, or a stop that marks this service crashed); defers the
+/// rest, in order, arming `deadline` for a stop or restart.
+fn take_during_handler(
+    control: &ControlLane,
+    ctrl_seen: &mut usize,
+    deferred: &mut VecDeque<Control>,
+    deadline: &mut Deadline,
+    timeout: Duration,
+) -> Option<Control> {
+    while let Some(ctrl) = control.try_recv() {
+        *ctrl_seen += 1;
+        match &ctrl {
+            Control::Crash(_) => return Some(ctrl),
+            Control::Stop(stop) if stop.cause.is_some() => return Some(ctrl),
+            Control::Stop(_) | Control::Restart { .. } if deadline.is_none() => {
+                *deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+            _ => {}
+        }
+        deferred.push_back(ctrl);
+    }
+    None
+}
+
+/// What woke a pending handler's wait.
+enum Woke {
+    Control,
+    Done(Result<(), CrashReason>),
+    Deadline,
+}
+
+/// Lets the other tasks of this thread run: wakes itself and returns `Pending` once. tokio
+/// treats a task that woke itself during its poll as a yield and puts it at the back of the
+/// run queue (without the timer and I/O round trip of `tokio::task::yield_now`).
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
