@@ -92,11 +92,8 @@ impl<A: Service> Addr<A> {
         M: Send + 'static,
     {
         let env: BoxEnvelope<A> = Box::new(Tell(msg));
-        match self.cell.user.send(env).await {
-            Ok(raced) => {
-                self.cell.core.dead_lettered(raced);
-                Ok(())
-            }
+        match self.cell.user.send(env, &self.cell.core.control).await {
+            Ok(()) => Ok(()),
             Err(env) => Err(SendError::new(self.unwrap(env), self.label_arc())),
         }
     }
@@ -111,11 +108,8 @@ impl<A: Service> Addr<A> {
         M: Send + 'static,
     {
         let env: BoxEnvelope<A> = Box::new(Tell(msg));
-        match self.cell.user.try_send(env) {
-            Ok(raced) => {
-                self.cell.core.dead_lettered(raced);
-                Ok(())
-            }
+        match self.cell.user.try_send(env, &self.cell.core.control) {
+            Ok(()) => Ok(()),
             Err((env, true)) => Err(TrySendError::Full(self.unwrap(env), self.label_arc())),
             Err((env, false)) => Err(TrySendError::Stopped(self.unwrap(env), self.label_arc())),
         }
@@ -158,9 +152,8 @@ impl<A: Service> Addr<A> {
         let epoch = core.crash_epoch();
         let (tx, rx) = oneshot::channel();
         let env: BoxEnvelope<A> = Box::new(Ask { msg, reply: tx });
-        match self.cell.user.send(env).await {
-            Ok(raced) => core.dead_lettered(raced),
-            Err(_) => return Err(core.gone_error()),
+        if self.cell.user.send(env, &core.control).await.is_err() {
+            return Err(core.gone_error());
         }
         match rx.await {
             Ok(reply) => reply,

@@ -1,31 +1,37 @@
-//! The mailbox: two flume lanes and the protocol that keeps messages from being lost.
+//! The mailbox: two lanes and the protocol that keeps messages from being lost.
 //!
 //! - The **control lane** (unbounded) carries [`Lifecycle`] requests and internal notices. The
 //!   actor serves it before any user message: it checks a counter of control sends between
 //!   user messages and, when both lanes are empty, parks on both, control first.
 //! - The **user lane** (bounded) carries boxed envelopes of typed messages. A full lane makes
-//!   `tell` wait, so a fast producer cannot exhaust memory. The user lane closes when the
-//!   service stops for good, at the start of that stop; the control lane stays open until the
-//!   very end, for the notices of the children it stops.
+//!   `tell` wait, so a fast producer cannot exhaust memory. Senders push under a lock; the
+//!   actor takes everything queued in one swap and works through that batch without the lock,
+//!   so producer and consumer meet once per batch, not once per message. A slot frees when its
+//!   message is handled, so the capacity bounds everything not yet handled. The user lane
+//!   closes when the service stops for good, at the start of that stop; the control lane stays
+//!   open until the very end, for the notices of the children it stops.
 //!
-//! Both lanes live as long as the actor's shared cell, not as long as one run of the actor: a
-//! restart keeps the mailbox and everything queued in it.
+//! Both lanes live as long as the actor's shared cell (the batch in the actor's runner, which
+//! lives as long as the actor), not as long as one run of the actor: a restart keeps the
+//! mailbox and everything queued in it.
 //!
 //! # Invariants
 //! - A message is handled, or handed back to its sender, or counted as a dead letter. Never
-//!   dropped silently. Closing a lane sets its `closed` flag and then drains it; a sender checks
-//!   `closed` before sending and again after, and drains the lane itself if it raced with the
-//!   close (the receivers are never dropped while a sender exists, so nothing can be stranded).
+//!   dropped silently. A lane's `closed` flag is set under its lock, so a send either lands
+//!   before the close (and the close drains it, with the actor's batch) or is refused with its
+//!   message.
 //! - A sender waiting for room in the user lane waits on the lane's own notification with its
-//!   message in hand: a freed slot wakes one waiter, the close wakes them all and each gets its
-//!   message back. No sender waits for room in a lane that is closed.
+//!   message in hand: a handled message wakes one waiter, the close wakes them all and each
+//!   gets its message back. No sender waits for room in a lane that is closed.
+//! - The actor parks only after it registered its waker and raised `parked`; a user send that
+//!   lands after the actor looked finds `parked` raised and wakes it (both sides use
+//!   sequentially consistent operations on `parked` and the lane's count).
 //! - A control request whose actor is gone resolves at once: its reply sender is dropped and the
 //!   waiter reads the reason from the cell.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-
 use std::task::{Context as TaskContext, Poll};
 
 use futures::task::AtomicWaker;
@@ -146,41 +152,56 @@ impl Control {
     }
 }
 
+/// Locks a mutex, ignoring poisoning: nothing panics while holding these locks.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The control lane: a short queue behind a lock (control messages are rare), the count of
-/// sends that lets the actor probe it with one atomic load, and the actor's waker: a parked
-/// actor registers it once and any control send wakes it.
+/// sends that lets the actor probe it with one atomic load, and the actor's doorbell: the
+/// waker a parked actor registers, rung by every control send and by a user send that finds
+/// the actor parked.
 pub(crate) struct ControlLane {
-    queue: Mutex<VecDeque<Control>>,
+    queue: Mutex<Slots>,
     sent: AtomicUsize,
     /// Set under the queue's lock, so a send either lands before the close (and is drained by
     /// it) or is refused.
     closed: AtomicBool,
     waker: AtomicWaker,
+    /// The actor is parked waiting for a message on either lane.
+    parked: AtomicBool,
+}
+
+/// The control queue: one message inline (the usual case: no allocation), more behind it.
+#[derive(Default)]
+struct Slots {
+    first: Option<Control>,
+    rest: VecDeque<Control>,
 }
 
 impl ControlLane {
     pub(crate) fn new() -> Self {
         ControlLane {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Slots::default()),
             sent: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
+            parked: AtomicBool::new(false),
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, VecDeque<Control>> {
-        // Nothing panics while holding it; a poisoned queue is still a consistent queue.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues a control message. Returns it if the mailbox is already closed.
+    /// Queues a control message and wakes the actor. Returns it if the mailbox is closed.
     pub(crate) fn send(&self, msg: Control) -> Result<(), Control> {
         {
-            let mut queue = self.queue();
+            let mut queue = lock(&self.queue);
             if self.closed.load(Ordering::Acquire) {
                 return Err(msg);
             }
-            queue.push_back(msg);
+            if queue.first.is_none() && queue.rest.is_empty() {
+                queue.first = Some(msg);
+            } else {
+                queue.rest.push_back(msg);
+            }
         }
         self.sent.fetch_add(1, Ordering::SeqCst);
         // The actor registers before it reads `sent`: either it sees this send, or this wakes it.
@@ -196,11 +217,12 @@ impl ControlLane {
 
     /// The oldest control message, if any.
     pub(crate) fn try_recv(&self) -> Option<Control> {
-        self.queue().pop_front()
+        let mut queue = lock(&self.queue);
+        queue.first.take().or_else(|| queue.rest.pop_front())
     }
 
-    /// For the actor: `Ready` if control messages were sent beyond the `seen` it has received,
-    /// else registers to be woken by the next send.
+    /// For the actor in a pending handler: `Ready` if control messages were sent beyond the
+    /// `seen` it has received, else registers to be woken by the next control send.
     pub(crate) fn poll_pending(&self, seen: usize, cx: &mut TaskContext<'_>) -> Poll<()> {
         if self.sent.load(Ordering::SeqCst) > seen {
             return Poll::Ready(());
@@ -212,6 +234,34 @@ impl ControlLane {
         Poll::Pending
     }
 
+    /// For the idle actor: `Ready` once a control message beyond `seen` or a user message is
+    /// waiting, else parks (registers the waker and raises `parked`).
+    pub(crate) fn poll_park(
+        &self,
+        seen: usize,
+        cx: &mut TaskContext<'_>,
+        user_waiting: impl Fn() -> bool,
+    ) -> Poll<()> {
+        if self.sent.load(Ordering::SeqCst) > seen || user_waiting() {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        self.parked.store(true, Ordering::SeqCst);
+        if self.sent.load(Ordering::SeqCst) > seen || user_waiting() {
+            self.parked.store(false, Ordering::SeqCst);
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// For a user send that just queued a message: wakes the actor if it is parked.
+    #[inline]
+    pub(crate) fn ring(&self) {
+        if self.parked.load(Ordering::SeqCst) && self.parked.swap(false, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+
     #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
@@ -219,10 +269,11 @@ impl ControlLane {
 
     /// Closes the mailbox: later sends are refused. Returns the control messages left over so
     /// the actor can answer them (dropping a reply resolves its waiter).
-    pub(crate) fn close(&self) -> VecDeque<Control> {
-        let mut queue = self.queue();
+    pub(crate) fn close(&self) -> Vec<Control> {
+        let mut queue = lock(&self.queue);
         self.closed.store(true, Ordering::Release);
-        std::mem::take(&mut *queue)
+        let Slots { first, rest } = std::mem::take(&mut *queue);
+        first.into_iter().chain(rest).collect()
     }
 }
 
@@ -242,32 +293,31 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// The bounded lane of user envelopes.
+/// The shared side of the bounded lane of user envelopes (the actor keeps the batch it took).
 ///
-/// A sender that finds it full waits for room on the lane's own `room` notification, not inside
-/// flume, holding on to its message. So closing the lane can release every waiting sender with
-/// its message in hand: nothing waits for room that will never come, and nothing is swallowed.
+/// A sender that finds it full waits for room on the lane's own `room` notification, holding
+/// on to its message. So closing the lane can release every waiting sender with its message in
+/// hand: nothing waits for room that will never come, and nothing is swallowed.
 pub(crate) struct UserLane<E> {
-    tx: flume::Sender<E>,
-    rx: flume::Receiver<E>,
-    /// Set once the service stops for good: sends are refused and waiting senders released.
+    queue: Mutex<VecDeque<E>>,
+    /// Messages not yet handled: queued here plus those in the actor's batch.
+    len: AtomicUsize,
+    capacity: usize,
+    /// Set under the lock once the service stops for good: sends are refused and waiting
+    /// senders released.
     closed: AtomicBool,
-    /// Senders waiting for room; the receiver signals `room` only while there are some.
+    /// Senders waiting for room; a handled message signals `room` only while there are some.
     waiting: AtomicUsize,
     room: Notify,
 }
 
 impl<E> UserLane<E> {
-    /// A lane of `capacity`; `usize::MAX` means unbounded (the registry's lane).
+    /// A lane of `capacity` (at least 1); `usize::MAX` means unbounded (the registry's lane).
     pub(crate) fn new(capacity: usize) -> Self {
-        let (tx, rx) = if capacity == usize::MAX {
-            flume::unbounded()
-        } else {
-            flume::bounded(capacity.max(1))
-        };
         UserLane {
-            tx,
-            rx,
+            queue: Mutex::new(VecDeque::new()),
+            len: AtomicUsize::new(0),
+            capacity: capacity.max(1),
             closed: AtomicBool::new(false),
             waiting: AtomicUsize::new(0),
             room: Notify::new(),
@@ -275,12 +325,11 @@ impl<E> UserLane<E> {
     }
 
     /// Waits for room and queues `msg`. `Err` hands it back when the lane is closed, also
-    /// while waiting. `Ok(n)` with `n > 0` means the send raced with the close and `n`
-    /// messages (perhaps this one) had to be drained as dead letters.
-    pub(crate) async fn send(&self, msg: E) -> Result<usize, E> {
+    /// while waiting.
+    pub(crate) async fn send(&self, msg: E, bell: &ControlLane) -> Result<(), E> {
         // Room now: no future, no registration.
-        let mut msg = match self.try_send(msg) {
-            Ok(raced) => return Ok(raced),
+        let mut msg = match self.try_send(msg, bell) {
+            Ok(()) => return Ok(()),
             Err((msg, true)) => msg,
             Err((msg, false)) => return Err(msg),
         };
@@ -291,8 +340,8 @@ impl<E> UserLane<E> {
             // close after this point wakes us.
             room.as_mut().enable();
             let _waiting = Waiting::enlist(&self.waiting);
-            msg = match self.try_send(msg) {
-                Ok(raced) => return Ok(raced),
+            msg = match self.try_send(msg, bell) {
+                Ok(()) => return Ok(()),
                 Err((msg, true)) => msg,
                 Err((msg, false)) => return Err(msg),
             };
@@ -300,67 +349,77 @@ impl<E> UserLane<E> {
         }
     }
 
-    /// Queues `msg` if there is room now. `Err((msg, full))`: `full` tells a full lane from a
-    /// closed one.
-    pub(crate) fn try_send(&self, msg: E) -> Result<usize, (E, bool)> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err((msg, false));
-        }
-        match self.tx.try_send(msg) {
-            Ok(()) => Ok(self.after_send()),
-            Err(flume::TrySendError::Full(m)) => Err((m, true)),
-            // The receiver lives in this struct: unreachable, but never lose the message.
-            Err(flume::TrySendError::Disconnected(m)) => Err((m, false)),
-        }
-    }
-
+    /// Queues `msg` if there is room now, and wakes the actor if it is parked. `Err((msg,
+    /// full))`: `full` tells a full lane from a closed one.
     #[inline]
-    fn after_send(&self) -> usize {
-        if self.closed.load(Ordering::SeqCst) {
-            self.drain()
-        } else {
-            0
+    pub(crate) fn try_send(&self, msg: E, bell: &ControlLane) -> Result<(), (E, bool)> {
+        {
+            let mut queue = lock(&self.queue);
+            if self.closed.load(Ordering::Relaxed) {
+                return Err((msg, false));
+            }
+            if self.len.load(Ordering::SeqCst) >= self.capacity {
+                return Err((msg, true));
+            }
+            queue.push_back(msg);
+            self.len.fetch_add(1, Ordering::SeqCst);
         }
+        bell.ring();
+        Ok(())
     }
 
-    /// The next message, if one is queued.
+    /// Moves everything queued into the actor's `batch` (which must be empty). `false` if
+    /// nothing was queued.
     #[inline]
-    pub(crate) fn try_recv(&self) -> Option<E> {
-        let msg = self.rx.try_recv().ok()?;
-        self.freed();
-        Some(msg)
+    pub(crate) fn take_batch(&self, batch: &mut VecDeque<E>) -> bool {
+        if self.len.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let mut queue = lock(&self.queue);
+        std::mem::swap(&mut *queue, batch);
+        !batch.is_empty()
     }
 
-    /// Waits for the next message. Call [`freed`](Self::freed) after taking one.
-    pub(crate) fn recv_async(&self) -> flume::r#async::RecvFut<'_, E> {
-        self.rx.recv_async()
-    }
-
-    /// A slot was freed: wakes one sender waiting for room, if any.
+    /// Whether a message is waiting, in the lane or in the actor's batch.
     #[inline]
-    pub(crate) fn freed(&self) {
+    pub(crate) fn has_waiting(&self) -> bool {
+        self.len.load(Ordering::SeqCst) > 0
+    }
+
+    /// A message was taken out of the actor's batch to be handled: its slot frees, and one
+    /// sender waiting for room, if any, is woken.
+    #[inline]
+    pub(crate) fn taken(&self) {
+        self.len.fetch_sub(1, Ordering::SeqCst);
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.room.notify_one();
         }
     }
 
     /// Closes the lane for good: later sends are refused, senders waiting for room are
-    /// released with their message, and what is queued is dropped. Returns how many messages
-    /// were queued (dead letters). Closing again drains again (nothing, normally).
-    pub(crate) fn close(&self) -> usize {
-        self.closed.store(true, Ordering::SeqCst);
+    /// released with their message, and what is queued (here and in the actor's `batch`) is
+    /// dropped. Returns how many messages were queued (dead letters). Closing again drains
+    /// again (nothing, normally).
+    pub(crate) fn close(&self, batch: &mut VecDeque<E>) -> usize {
+        let dropped = {
+            let mut queue = lock(&self.queue);
+            self.closed.store(true, Ordering::Relaxed);
+            let n = queue.len() + batch.len();
+            // Dropped outside the lock: an envelope's drop answers its ask.
+            let taken = std::mem::take(&mut *queue);
+            self.len.store(0, Ordering::SeqCst);
+            (n, taken)
+        };
         self.room.notify_waiters();
-        self.drain()
+        batch.clear();
+        let (n, taken) = dropped;
+        drop(taken);
+        n
     }
 
-    /// Drops everything queued; returns how many there were.
-    fn drain(&self) -> usize {
-        self.rx.drain().count()
-    }
-
-    /// How many messages are queued.
+    /// How many messages are queued (not counting the one being handled).
     pub(crate) fn len(&self) -> usize {
-        self.rx.len()
+        self.len.load(Ordering::Relaxed)
     }
 }
 
@@ -372,58 +431,89 @@ mod tests {
     async fn closed_lanes_hand_messages_back() {
         let control = ControlLane::new();
         let user = UserLane::<u32>::new(2);
-        assert_eq!(user.send(1).await, Ok(0));
+        let mut batch = VecDeque::new();
+        assert_eq!(user.send(1, &control).await, Ok(()));
         assert!(control.close().is_empty());
         assert!(control.send(Control::Start { reply: None }).is_err());
         // What was queued before the close is dead-lettered by it.
-        assert_eq!(user.close(), 1);
-        assert_eq!(user.send(2).await, Err(2));
-        assert_eq!(user.try_send(3), Err((3, false)));
+        assert_eq!(user.close(&mut batch), 1);
+        assert_eq!(user.send(2, &control).await, Err(2));
+        assert_eq!(user.try_send(3, &control), Err((3, false)));
     }
 
     #[tokio::test]
     async fn full_lane_reports_full() {
+        let control = ControlLane::new();
         let user = UserLane::<u32>::new(1);
-        user.try_send(1).unwrap();
-        assert_eq!(user.try_send(2), Err((2, true)));
+        user.try_send(1, &control).unwrap();
+        assert_eq!(user.try_send(2, &control), Err((2, true)));
         assert_eq!(user.len(), 1);
     }
 
     #[tokio::test]
+    async fn a_slot_frees_when_its_message_is_handled_not_when_it_is_taken() {
+        let control = ControlLane::new();
+        let user = UserLane::<u32>::new(2);
+        let mut batch = VecDeque::new();
+        user.try_send(1, &control).unwrap();
+        user.try_send(2, &control).unwrap();
+        assert!(user.take_batch(&mut batch));
+        assert_eq!(batch.len(), 2);
+        // Taken into the batch, not handled: still no room.
+        assert_eq!(user.try_send(3, &control), Err((3, true)));
+        assert_eq!(batch.pop_front(), Some(1));
+        user.taken();
+        user.try_send(3, &control).unwrap();
+        // The close counts the batch and the lane.
+        assert_eq!(user.close(&mut batch), 2);
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
     async fn closing_releases_senders_waiting_for_room() {
+        let control = std::sync::Arc::new(ControlLane::new());
         let user = std::sync::Arc::new(UserLane::<u32>::new(1));
-        user.try_send(1).unwrap();
+        user.try_send(1, &control).unwrap();
         let waiter = tokio::spawn({
-            let user = user.clone();
-            async move { user.send(2).await }
+            let (user, control) = (user.clone(), control.clone());
+            async move { user.send(2, &control).await }
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        assert_eq!(user.close(), 1);
+        assert_eq!(user.close(&mut VecDeque::new()), 1);
         assert_eq!(waiter.await.unwrap(), Err(2));
     }
 
     #[tokio::test]
-    async fn a_freed_slot_lets_a_waiting_sender_in() {
+    async fn a_handled_message_lets_a_waiting_sender_in() {
+        let control = std::sync::Arc::new(ControlLane::new());
         let user = std::sync::Arc::new(UserLane::<u32>::new(1));
-        user.try_send(1).unwrap();
+        let mut batch = VecDeque::new();
+        user.try_send(1, &control).unwrap();
         let waiter = tokio::spawn({
-            let user = user.clone();
-            async move { user.send(2).await }
+            let (user, control) = (user.clone(), control.clone());
+            async move { user.send(2, &control).await }
         });
         tokio::task::yield_now().await;
-        assert_eq!(user.try_recv(), Some(1));
-        assert_eq!(waiter.await.unwrap(), Ok(0));
-        assert_eq!(user.try_recv(), Some(2));
+        assert!(user.take_batch(&mut batch));
+        assert_eq!(batch.pop_front(), Some(1));
+        user.taken();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+        assert!(user.take_batch(&mut batch));
+        assert_eq!(batch.pop_front(), Some(2));
     }
 
     #[test]
-    fn control_sends_are_counted() {
+    fn control_sends_are_counted_and_kept_in_order() {
         let control = ControlLane::new();
         assert_eq!(control.sent(), 0);
         control.send(Control::Start { reply: None }).ok().unwrap();
         control.send(Control::Restart { reply: None }).ok().unwrap();
-        assert_eq!(control.sent(), 2);
+        control.send(Control::Start { reply: None }).ok().unwrap();
+        assert_eq!(control.sent(), 3);
+        assert!(matches!(control.try_recv(), Some(Control::Start { .. })));
+        assert!(matches!(control.try_recv(), Some(Control::Restart { .. })));
+        control.send(Control::Restart { reply: None }).ok().unwrap();
         assert!(matches!(control.try_recv(), Some(Control::Start { .. })));
         assert_eq!(control.close().len(), 1);
         assert!(control.try_recv().is_none());

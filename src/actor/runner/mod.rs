@@ -53,6 +53,7 @@ use super::addr::{Addr, ServiceRef};
 use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Settings};
 use super::context::{Context, Phase};
 use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
+use super::handler::BoxEnvelope;
 use super::host::{Event, Host};
 use super::mailbox::{Control, Reply, UserLane};
 use super::service::Service;
@@ -151,6 +152,7 @@ impl<A: Service> Launch<A> {
             factory,
             deps_added: false,
             first_start_done: false,
+            inbox: VecDeque::new(),
             deferred: VecDeque::new(),
             ctrl_seen: 0,
             held_stops: Vec::new(),
@@ -200,6 +202,8 @@ struct Runner<A: Service> {
     factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
     deps_added: bool,
     first_start_done: bool,
+    /// The batch of user messages taken off the lane, handled in order (see `mailbox.rs`).
+    inbox: VecDeque<BoxEnvelope<A>>,
     /// Control messages taken off the lane while a handler was in flight, in arrival order.
     deferred: VecDeque<Control>,
     /// Control messages received so far; compared with the lane's send count.

@@ -277,9 +277,9 @@ impl<A: Service> Runner<A> {
 
     /// Closes the user lane for good (see `UserLane::close`); what was queued becomes dead
     /// letters.
-    pub(super) fn close_user_lane(&self) {
+    pub(super) fn close_user_lane(&mut self) {
         let core = &self.cell.core;
-        let left = self.cell.user.close();
+        let left = self.cell.user.close(&mut self.inbox);
         // The host's own services (the registry) only get idempotent requests (drain,
         // snapshot): what is left of them at shutdown is not a user's lost message.
         if !core.internal {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::super::error::CrashReason;
 use super::super::handler::BoxEnvelope;
-use super::super::mailbox::{Control, ControlLane, Stop};
+use super::super::mailbox::{Control, ControlLane};
 use super::super::service::Service;
 use super::Runner;
 
@@ -30,22 +30,13 @@ impl<A: Service> Runner<A> {
             if let Some(ctrl) = self.take_control() {
                 return ctrl;
             }
-            let env = match user.try_recv() {
-                Some(env) => env,
-                None => {
-                    // Parking lets the others run: the batch starts over.
-                    handled = 0;
-                    match park(control, self.ctrl_seen, user.recv_async()).await {
-                        // A control message: taken at the top of the loop.
-                        None => continue,
-                        Some(Ok(env)) => {
-                            user.freed();
-                            env
-                        }
-                        // Unreachable: the cell holds a sender. Treat as a stop.
-                        Some(Err(_)) => return Control::Stop(Stop::for_good(false)),
-                    }
-                }
+            let Some(env) = self.next_message() else {
+                // Park on both lanes, control first. Parking lets the others run: the batch
+                // starts over.
+                handled = 0;
+                let seen = self.ctrl_seen;
+                std::future::poll_fn(|cx| control.poll_park(seen, cx, || user.has_waiting())).await;
+                continue;
             };
             if let Some(ctrl) = self.handle(env).await {
                 return ctrl;
@@ -56,6 +47,20 @@ impl<A: Service> Runner<A> {
                 yield_now().await;
             }
         }
+    }
+
+    /// The next user message: from the batch taken off the lane, or from a new batch. Its slot
+    /// is freed as it is taken for handling.
+    #[inline]
+    fn next_message(&mut self) -> Option<BoxEnvelope<A>> {
+        let user = &self.cell.user;
+        let env = match self.inbox.pop_front() {
+            Some(env) => env,
+            None if user.take_batch(&mut self.inbox) => self.inbox.pop_front()?,
+            None => return None,
+        };
+        user.taken();
+        Some(env)
     }
 
     /// The next control message, if one is waiting: deferred ones first, then the lane (probed
@@ -147,22 +152,6 @@ impl<A: Service> Runner<A> {
         };
         res.err().map(Control::Crash)
     }
-}
-
-/// Parks on both lanes, control first: `None` for a control message, else the user lane's
-/// receive.
-async fn park<F: std::future::Future + Unpin>(
-    control: &ControlLane,
-    seen: usize,
-    mut recv: F,
-) -> Option<F::Output> {
-    std::future::poll_fn(|cx| {
-        if control.poll_pending(seen, cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Pin::new(&mut recv).poll(cx).map(Some)
-    })
-    .await
 }
 
 /// Takes the control messages that arrived while a handler is pending. Returns one that
