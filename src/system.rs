@@ -11,8 +11,8 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 use tokio::runtime::Handle;
@@ -97,31 +97,25 @@ impl System {
 
     /// A system whose actors run on the runtime behind `handle`. Starts its registry.
     pub fn with_handle(handle: Handle) -> Self {
-        let mut launch = None;
-        let inner = Arc::new_cyclic(|weak: &Weak<SystemInner>| {
-            let host: Weak<dyn Host> = weak.clone();
-            let (registry, reporter) = crate::registry::channel();
-            let spec = ServiceSpec::new(registry).internal();
-            let (registry, registry_launch) = runner::build(host, spec, None);
-            launch = Some(registry_launch);
-            SystemInner {
-                handle,
-                roots: DashMap::default(),
-                seq: AtomicU64::new(0),
-                tracker: TaskTracker::new(),
-                shutting_down: AtomicBool::new(false),
-                shutdown: OnceCell::new(),
-                dead_letters: DeadLetterBook::default(),
-                names: DashMap::new(),
-                reporter: reporter.with_registry(registry.clone()),
-                registry,
-                failure: std::sync::Mutex::new(None),
-            }
+        // The registry needs no host to be built (it reports nothing), so the System can
+        // hold its address from the start; it is launched once the System exists.
+        let (registry, reporter) = crate::registry::channel();
+        let (registry, launch) = runner::build(ServiceSpec::new(registry).internal(), None);
+        let inner = Arc::new(SystemInner {
+            handle,
+            roots: DashMap::default(),
+            seq: AtomicU64::new(0),
+            tracker: TaskTracker::new(),
+            shutting_down: AtomicBool::new(false),
+            shutdown: OnceCell::new(),
+            dead_letters: DeadLetterBook::default(),
+            names: DashMap::new(),
+            reporter: reporter.with_registry(registry.clone()),
+            registry,
+            failure: std::sync::Mutex::new(None),
         });
         let system = System { inner };
-        if let Some(launch) = launch {
-            launch.spawn(&system.host());
-        }
+        launch.spawn(&system.host());
         // Its start needs no answer: events queued before it starts wait in its mailbox.
         let _ = system.registry().send_lifecycle(Lifecycle::Start);
         system
@@ -173,7 +167,7 @@ impl System {
             return Err(Error::ShuttingDown);
         }
         let host = self.host();
-        let (addr, launch) = runner::build(Arc::downgrade(&host), service.into_spec(), None);
+        let (addr, launch) = runner::build(service.into_spec(), None);
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         self.inner
             .roots

@@ -125,7 +125,7 @@ impl<A: Service> Addr<A> {
     }
 
     fn label_arc(&self) -> Arc<str> {
-        self.cell.core.label.clone()
+        self.cell.core.label.arc()
     }
 
     /// Sends `msg` and waits for the handler's reply.

@@ -24,7 +24,7 @@ use crate::diag::Diag;
 
 use super::error::{CrashReason, Error};
 use super::handler::BoxEnvelope;
-use super::host::{Event, Host};
+use super::host::Host;
 use super::mailbox::{Control, ControlLane, Reply, UserLane};
 use super::service::Service;
 use super::state::ServiceState;
@@ -45,8 +45,8 @@ pub(crate) struct Settings {
 /// The part of the cell that does not depend on the service type.
 pub(crate) struct Core {
     pub(crate) id: Uuid,
-    pub(crate) label: Arc<str>,
-    pub(crate) shortlabel: Arc<str>,
+    pub(crate) label: Label,
+    pub(crate) shortlabel: Label,
     pub(crate) type_name: &'static str,
     pub(crate) depth: usize,
     pub(crate) settings: Settings,
@@ -55,8 +55,6 @@ pub(crate) struct Core {
     /// The System's own services (the registry) do not report to the registry.
     pub(crate) internal: bool,
     pub(crate) parent: Option<Weak<dyn AnyCell>>,
-    /// Whoever hosts the actor (the System): events and dead letters go there.
-    pub(crate) host: Weak<dyn Host>,
     pub(crate) control: ControlLane,
     pub(crate) diag: Diag,
     /// The `ServiceState`, as its index in `STATES`.
@@ -94,7 +92,6 @@ pub(crate) struct CoreInit {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) internal: bool,
     pub(crate) parent: Option<(Weak<dyn AnyCell>, usize)>,
-    pub(crate) host: Weak<dyn Host>,
 }
 
 impl Core {
@@ -103,12 +100,13 @@ impl Core {
             Some((p, parent_depth)) => (Some(p), parent_depth + 1),
             None => (None, 0),
         };
-        let label: Arc<str> = Arc::from(init.label.as_ref());
         let shortlabel = if init.shortlabel == init.label {
-            label.clone()
+            None
         } else {
-            Arc::from(init.shortlabel.as_ref())
+            Some(Label::from(init.shortlabel))
         };
+        let label = Label::from(init.label);
+        let shortlabel = shortlabel.unwrap_or_else(|| label.clone());
         Core {
             id: Uuid::new_v4(),
             label,
@@ -119,7 +117,6 @@ impl Core {
             name: init.name,
             internal: init.internal,
             parent,
-            host: init.host,
             control: ControlLane::new(),
             diag: Diag::default(),
             state: AtomicU8::new(0),
@@ -147,35 +144,13 @@ impl Core {
         STATES[usize::from(self.state.load(Ordering::Acquire))]
     }
 
-    pub(crate) fn set_state(&self, s: ServiceState) {
-        self.publish_state(s, true);
-    }
-
-    /// Stores and announces `s`; `report`: tell the registry too (not for a service that
-    /// has already left the graph).
-    pub(crate) fn publish_state(&self, s: ServiceState, report: bool) {
+    /// Stores and announces `s` to the handles waiting on state changes. (The runner reports
+    /// it to the host first: see `Runner::set_state`.)
+    pub(crate) fn publish_state(&self, s: ServiceState) {
         let index = STATES.iter().position(|x| *x == s).unwrap_or(0) as u8;
         self.state.store(index, Ordering::SeqCst);
-        // Reported before waiters wake, so one who saw the state finds the registry told.
-        if report {
-            self.report(|| Event::State {
-                id: self.id,
-                state: s,
-                restart_count: self.restart_count(),
-            });
-        }
         if self.state_waiters.load(Ordering::SeqCst) > 0 {
             self.state_changed.notify_waiters();
-        }
-    }
-
-    /// Reports a graph change to the host, unless this is one of the host's own services.
-    pub(crate) fn report(&self, event: impl FnOnce() -> Event) {
-        if self.internal {
-            return;
-        }
-        if let Some(host) = self.host.upgrade() {
-            host.report(event());
         }
     }
 
@@ -286,11 +261,11 @@ impl Core {
     pub(crate) fn gone_error(&self) -> Error {
         match self.crash_reason() {
             Some(reason) => Error::Crashed {
-                label: self.label.clone(),
+                label: self.label.arc(),
                 reason,
             },
             None => Error::Stopped {
-                label: self.label.clone(),
+                label: self.label.arc(),
             },
         }
     }
@@ -309,11 +284,11 @@ impl Core {
         };
         match reason {
             Some(reason) => Error::Crashed {
-                label: self.label.clone(),
+                label: self.label.arc(),
                 reason,
             },
             None => Error::Stopped {
-                label: self.label.clone(),
+                label: self.label.arc(),
             },
         }
     }
@@ -322,7 +297,7 @@ impl Core {
     pub(crate) fn check_not_self(&self, op: &'static str) -> Result<(), Error> {
         match CURRENT_ACTOR.try_with(|id| *id == self.id) {
             Ok(true) => Err(Error::WouldDeadlock {
-                label: self.label.clone(),
+                label: self.label.arc(),
                 op,
             }),
             _ => Ok(()),
@@ -379,20 +354,18 @@ impl Core {
         let _ = self.control.send(Control::Crash(reason));
     }
 
-    /// Counts `n` messages that could not be delivered and reports them.
+    /// Counts `n` messages that could not be delivered and reports them to `host`.
     #[inline]
-    pub(crate) fn dead_lettered(&self, n: usize) {
+    pub(crate) fn dead_lettered(&self, n: usize, host: &dyn Host) {
         if n > 0 {
-            self.report_dead_letters(n);
+            self.report_dead_letters(n, host);
         }
     }
 
     #[cold]
-    fn report_dead_letters(&self, n: usize) {
+    fn report_dead_letters(&self, n: usize, host: &dyn Host) {
         self.dead_letters.fetch_add(n as u64, Ordering::Relaxed);
-        if let Some(host) = self.host.upgrade() {
-            host.dead_lettered(self.id, &self.label, n as u64);
-        }
+        host.dead_lettered(self.id, &self.label.arc(), n as u64);
         tracing::warn!(
             service = %self.label,
             id = %self.id,
@@ -424,6 +397,56 @@ impl Core {
 
     pub(crate) fn parent(&self) -> Option<Arc<dyn AnyCell>> {
         self.parent.as_ref().and_then(Weak::upgrade)
+    }
+}
+
+/// A service's label: its type's name (the default: no allocation) or one it chose.
+#[derive(Clone)]
+pub(crate) enum Label {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Label {
+    /// The label as the `Arc<str>` errors carry (allocates for a static label: errors are
+    /// the rare path).
+    pub(crate) fn arc(&self) -> Arc<str> {
+        match self {
+            Label::Static(s) => Arc::from(*s),
+            Label::Shared(s) => s.clone(),
+        }
+    }
+}
+
+impl From<Cow<'static, str>> for Label {
+    fn from(label: Cow<'static, str>) -> Self {
+        match label {
+            Cow::Borrowed(s) => Label::Static(s),
+            Cow::Owned(s) => Label::Shared(Arc::from(s)),
+        }
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            Label::Static(s) => s,
+            Label::Shared(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 

@@ -290,8 +290,7 @@ impl<A: Service> Context<A> {
     /// step, start it yourself or use [`add_runtime_dependency`](Self::add_runtime_dependency).
     /// It is stopped before this service finishes stopping, in reverse order.
     pub fn add_dependency<T: IntoServiceSpec>(&mut self, service: T) -> Addr<T::Service> {
-        let host = Arc::downgrade(&self.host);
-        let (addr, launch) = runner::build(host, service.into_spec(), Some(self.as_parent()));
+        let (addr, launch) = runner::build(service.into_spec(), Some(self.as_parent()));
         launch.spawn(&self.host);
         self.children.push(addr.service_ref());
         addr
@@ -371,7 +370,7 @@ impl<A: Service> Context<A> {
         let name: Arc<str> = Arc::from(name.into());
         let owner = self.addr.downgrade();
         let task_name = name.clone();
-        let label = self.core().label.clone();
+        let label = self.core().label.arc();
         let run = self.token.clone();
         let registered = name.clone();
         let wrapped = async move {

@@ -132,7 +132,7 @@ where
                 Err(panic) => {
                     let reason = CrashReason::from_panic(panic, during::<M>());
                     let _ = reply.send(Err(Error::Crashed {
-                        label: ctx.core().label.clone(),
+                        label: ctx.core().label.arc(),
                         reason: reason.clone(),
                     }));
                     Err(reason)

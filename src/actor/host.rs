@@ -11,10 +11,10 @@ use uuid::Uuid;
 
 use super::addr::ServiceRef;
 use super::error::Error;
-use super::state::ServiceState;
 
-/// A change in the live service graph, reported by a service's own task (or by the code that
-/// created it) to its host. Reporting never blocks.
+/// A change in the shape of the live service graph, reported to the host by the code that
+/// launched the service and by its own task when it ends. Reporting never blocks. (States are
+/// not events: whoever shows the graph reads them live from the services.)
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A service was created (not yet started).
@@ -24,12 +24,6 @@ pub(crate) enum Event {
         parent: Option<Uuid>,
         /// The name it was spawned under, if any.
         name: Option<Arc<str>>,
-    },
-    /// A service changed state (restart counts change with a restart's `Starting`).
-    State {
-        id: Uuid,
-        state: ServiceState,
-        restart_count: u32,
     },
     /// A service stopped for good and left the graph.
     Removed { id: Uuid },

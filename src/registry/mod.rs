@@ -35,9 +35,9 @@ pub(crate) const DRAIN_EVERY: usize = 1024;
 /// The registry actor. Reach it with [`System::registry`](crate::System::registry).
 #[derive(Debug)]
 pub struct Registry {
-    nodes: HashMap<Uuid, Node, IdHasher>,
-    /// The live services, to read what a snapshot shows beyond the events (their tasks).
-    refs: HashMap<Uuid, ServiceRef, IdHasher>,
+    /// The live services and how they hang together; a snapshot reads the rest (label, state,
+    /// restart count, tasks) from the services themselves.
+    entries: HashMap<Uuid, Entry, IdHasher>,
     /// Creation order, so snapshots list siblings in the order they were added.
     next_seq: u64,
     events: flume::Receiver<Event>,
@@ -45,6 +45,17 @@ pub struct Registry {
     drain_asked: Arc<AtomicBool>,
     /// Events queued since the last drain (an estimate: enough to decide when to drain).
     queued: Arc<AtomicUsize>,
+}
+
+/// What the registry keeps of one live service.
+#[derive(Debug)]
+struct Entry {
+    service: ServiceRef,
+    parent: Option<Uuid>,
+    children: Vec<Uuid>,
+    name: Option<Arc<str>>,
+    /// Creation order.
+    seq: u64,
 }
 
 /// The reporting side, kept by the System.
@@ -63,8 +74,7 @@ pub(crate) fn channel() -> (Registry, Reporter) {
     let drain_asked = Arc::new(AtomicBool::new(false));
     let queued = Arc::new(AtomicUsize::new(0));
     let registry = Registry {
-        nodes: HashMap::default(),
-        refs: HashMap::default(),
+        entries: HashMap::default(),
         next_seq: 0,
         events: rx,
         drain_asked: drain_asked.clone(),
@@ -150,44 +160,44 @@ impl Registry {
             } => {
                 let id = service.id();
                 self.next_seq += 1;
-                let node = Node {
-                    id,
-                    label: service.label().to_owned(),
-                    shortlabel: service.shortlabel().to_owned(),
-                    type_name: service.type_name(),
-                    name: name.map(|n| n.to_string()),
-                    parent,
-                    children: Vec::new(),
-                    depth: service.depth(),
-                    state: service.state(),
-                    restart_count: service.restart_count(),
-                    tasks: Vec::new(),
-                    seq: self.next_seq,
-                };
-                self.refs.insert(id, service);
-                if let Some(parent) = parent.and_then(|p| self.nodes.get_mut(&p)) {
+                if let Some(parent) = parent.and_then(|p| self.entries.get_mut(&p)) {
                     parent.children.push(id);
                 }
-                self.nodes.insert(id, node);
-            }
-            Event::State {
-                id,
-                state,
-                restart_count,
-            } => {
-                if let Some(node) = self.nodes.get_mut(&id) {
-                    node.state = state;
-                    node.restart_count = restart_count;
-                }
+                let entry = Entry {
+                    service,
+                    parent,
+                    children: Vec::new(),
+                    name,
+                    seq: self.next_seq,
+                };
+                self.entries.insert(id, entry);
             }
             Event::Removed { id } => {
-                self.refs.remove(&id);
-                if let Some(node) = self.nodes.remove(&id)
-                    && let Some(parent) = node.parent.and_then(|p| self.nodes.get_mut(&p))
+                if let Some(entry) = self.entries.remove(&id)
+                    && let Some(parent) = entry.parent.and_then(|p| self.entries.get_mut(&p))
                 {
                     parent.children.retain(|c| *c != id);
                 }
             }
+        }
+    }
+
+    /// The node of one entry, with what the service shows now.
+    fn node(entry: &Entry) -> Node {
+        let service = &entry.service;
+        Node {
+            id: service.id(),
+            label: service.label().to_owned(),
+            shortlabel: service.shortlabel().to_owned(),
+            type_name: service.type_name(),
+            name: entry.name.as_deref().map(str::to_owned),
+            parent: entry.parent,
+            children: entry.children.clone(),
+            depth: service.depth(),
+            state: service.state(),
+            restart_count: service.restart_count(),
+            tasks: service.task_names(),
+            seq: entry.seq,
         }
     }
 }
@@ -201,15 +211,7 @@ impl Handler<Snapshot> for Registry {
 
     async fn handle(&mut self, _: Snapshot, _ctx: &mut Context<Self>) -> Graph {
         self.drain();
-        let refs = &self.refs;
-        let nodes = self.nodes.values().map(|node| {
-            let mut node = node.clone();
-            if let Some(service) = refs.get(&node.id) {
-                node.tasks = service.task_names();
-            }
-            node
-        });
-        Graph::from_nodes(nodes.collect())
+        Graph::from_nodes(self.entries.values().map(Registry::node).collect())
     }
 }
 

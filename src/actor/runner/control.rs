@@ -133,17 +133,12 @@ impl<A: Service> Runner<A> {
 
     /// Publishes the state a finished stop leaves: crashed if there is a crash reason.
     pub(super) fn settle(&self) {
-        self.settle_state(true);
-    }
-
-    pub(super) fn settle_state(&self, report: bool) {
-        let core = &self.cell.core;
-        let end = if core.crash_reason().is_some() {
+        let end = if self.cell.core.crash_reason().is_some() {
             ServiceState::Crashed
         } else {
             ServiceState::Shutdown
         };
-        core.publish_state(end, report);
+        self.set_state(end);
     }
 
     /// Sends `res` on `reply`; a failed start or restart means the service crashed: a root

@@ -78,9 +78,7 @@ pub(crate) struct Launch<A: Service> {
 }
 
 /// Builds a service's cell from `spec`: returns its address, and its task ready to be launched.
-/// Reports the new service to the host.
 pub(crate) fn build<S: Service>(
-    host: Weak<dyn Host>,
     spec: ServiceSpec<S>,
     parent: Option<Parent>,
 ) -> (Addr<S>, Launch<S>) {
@@ -109,19 +107,12 @@ pub(crate) fn build<S: Service>(
         name: name.map(Arc::from),
         internal,
         parent: parent.map(|p| (p.cell, p.depth)),
-        host,
     });
     let cell = Arc::new(Cell {
         core,
         user: UserLane::new(capacity),
     });
     let addr = Addr::from_cell(cell);
-    let core = addr.core();
-    core.report(|| Event::Spawned {
-        service: addr.service_ref(),
-        parent: core.parent().map(|p| p.core().id),
-        name: core.name.clone(),
-    });
     let launch = Launch {
         actor,
         addr: addr.clone(),
@@ -132,8 +123,8 @@ pub(crate) fn build<S: Service>(
 }
 
 impl<A: Service> Launch<A> {
-    /// Runs the actor's task: on the host's runtime, or on its own thread. The host counts it
-    /// until it ends.
+    /// Reports the new service to `host`, then runs its task: on the host's runtime, or on its
+    /// own thread. The host counts the task until it ends.
     pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
         let Launch {
             actor,
@@ -141,10 +132,17 @@ impl<A: Service> Launch<A> {
             factory,
             own_thread,
         } = self;
-        let token = host.track();
         let core = addr.core();
+        if !core.internal {
+            host.report(Event::Spawned {
+                service: addr.service_ref(),
+                parent: core.parent().map(|p| p.core().id),
+                name: core.name.clone(),
+            });
+        }
+        let token = host.track();
         let span = super::log::service_span(core);
-        let (id, timeout, label) = (core.id, core.settings.shutdown_timeout, core.label.clone());
+        let (id, timeout, label) = (core.id, core.settings.shutdown_timeout, core.label.arc());
         let runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -173,7 +171,7 @@ impl<A: Service> Launch<A> {
 
 impl<S: Service> AnySpec for ServiceSpec<S> {
     fn launch_child(self: Box<Self>, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef {
-        let (addr, launch) = build(Arc::downgrade(host), *self, Some(parent));
+        let (addr, launch) = build(*self, Some(parent));
         launch.spawn(host);
         addr.service_ref()
     }
@@ -231,13 +229,13 @@ impl<A: Service> Runner<A> {
         if let Err(reason) = self.init_instance(false) {
             // A service that cannot even initialise is crashed before its first start.
             self.cell.core.record_crash(reason);
-            self.cell.core.set_state(ServiceState::Crashed);
+            self.set_state(ServiceState::Crashed);
         } else if self.own_thread
             && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
         {
             // Its thread could not be set up: the service cannot start.
             self.cell.core.record_crash(reason);
-            self.cell.core.set_state(ServiceState::Crashed);
+            self.set_state(ServiceState::Crashed);
         }
         let answer = loop {
             let ctrl = if self.ctx.phase == Phase::Running {
@@ -285,9 +283,21 @@ impl<A: Service> Runner<A> {
         }
     }
 
+    /// Publishes `s` to the handles (the registry reads states live).
+    fn set_state(&self, s: ServiceState) {
+        self.cell.core.publish_state(s);
+    }
+
+    /// Reports a graph change to the host, unless this is one of the host's own services.
+    fn report(&self, event: Event) {
+        if !self.cell.core.internal {
+            self.ctx.host().report(event);
+        }
+    }
+
     fn hook_failed(&self, hook: Hook, source: SharedError) -> CrashReason {
         CrashReason::Error(Arc::new(Error::HookFailed {
-            label: self.cell.core.label.clone(),
+            label: self.cell.core.label.arc(),
             hook,
             source,
         }))
@@ -301,7 +311,7 @@ impl<A: Service> Runner<A> {
             return err.clone();
         }
         Error::Crashed {
-            label: self.cell.core.label.clone(),
+            label: self.cell.core.label.arc(),
             reason: reason.clone(),
         }
     }

@@ -64,7 +64,7 @@ impl<A: Service> Runner<A> {
     async fn start_sequence(&mut self) -> Result<(), Error> {
         let core = &self.cell.core;
         self.ctx.token = core.renew_stop_token();
-        core.set_state(ServiceState::Starting);
+        self.set_state(ServiceState::Starting);
         self.ctx.phase = Phase::Starting;
 
         if !self.deps_added
@@ -92,7 +92,7 @@ impl<A: Service> Runner<A> {
         if let Err(reason) = self.run_hook::<hooks::OnStarted>().await {
             return Err(self.fail_start(reason, true).await);
         }
-        self.cell.core.set_state(ServiceState::Running);
+        self.set_state(ServiceState::Running);
         Ok(())
     }
 
@@ -163,7 +163,7 @@ impl<A: Service> Runner<A> {
     ) -> Option<Error> {
         let core = &self.cell.core;
         core.signal_stop();
-        core.set_state(ServiceState::Stopping);
+        self.set_state(ServiceState::Stopping);
         self.ctx.phase = Phase::Stopping;
         let timeout = core.settings.shutdown_timeout;
         let mut first: Option<Error> = None;
@@ -226,7 +226,7 @@ impl<A: Service> Runner<A> {
         first: &mut Option<Error>,
     ) {
         let child_cause = cause.map(|reason| CrashReason::Parent {
-            parent: self.cell.core.label.clone(),
+            parent: self.cell.core.label.arc(),
             reason: Box::new(reason),
         });
         let children = if terminate {
@@ -283,7 +283,7 @@ impl<A: Service> Runner<A> {
         // The host's own services (the registry) only get idempotent requests (drain,
         // snapshot): what is left of them at shutdown is not a user's lost message.
         if !core.internal {
-            core.dead_lettered(left);
+            core.dead_lettered(left, &**self.ctx.host());
         }
     }
 
@@ -304,7 +304,7 @@ impl<A: Service> Runner<A> {
         if let Some(name) = &core.name {
             host.release_name(name, core.id);
         }
-        core.report(|| Event::Removed { id: core.id });
+        self.report(Event::Removed { id: core.id });
         match core.parent() {
             Some(parent) => {
                 let exited = Control::Notice(Notice::Exited { child: core.id });
@@ -313,8 +313,7 @@ impl<A: Service> Runner<A> {
             None => host.root_ended(core.id),
         }
         // Published last, so whoever sees the stopped state finds the mailbox closed, the name
-        // free, the host and the parent told. The registry has dropped the node already: no
-        // state event for it.
-        self.settle_state(false);
+        // free, the host and the parent told.
+        self.settle();
     }
 }
