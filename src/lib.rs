@@ -90,6 +90,7 @@ mod runner;
 mod service;
 pub mod signal;
 mod spec;
+pub mod stampede;
 mod state;
 pub mod supervisor;
 mod system;
