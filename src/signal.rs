@@ -226,17 +226,12 @@ impl<T, S> Shared<T, S> {
         self.receivers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The list without the weak receivers whose owner is gone, and those receivers (to be
-    /// dropped by the caller once the lock is released: dropping runs their captures'
-    /// `Drop`).
-    fn live(
-        &self,
-    ) -> (
-        MutexGuard<'_, Vec<Arc<Receiver<T, S>>>>,
-        Vec<Arc<Receiver<T, S>>>,
-    ) {
+    /// Runs `f` on the list of live receivers under the lock, after taking off it the weak
+    /// receivers whose owner is gone; those are dropped after the lock is released
+    /// (dropping runs their captures' `Drop`, which may use the signal).
+    fn with_live<R>(&self, f: impl FnOnce(&mut Vec<Arc<Receiver<T, S>>>) -> R) -> R {
         let mut list = self.lock();
-        let dead = if list.iter().all(|r| r.is_alive()) {
+        let dead: Vec<Arc<Receiver<T, S>>> = if list.iter().all(|r| r.is_alive()) {
             Vec::new()
         } else {
             let (live, dead) = std::mem::take(&mut *list)
@@ -245,13 +240,6 @@ impl<T, S> Shared<T, S> {
             *list = live;
             dead
         };
-        (list, dead)
-    }
-
-    /// Runs `f` on the list of live receivers (the dead ones removed), under the lock; the
-    /// dead ones are dropped after the lock is released.
-    fn with_live<R>(&self, f: impl FnOnce(&mut Vec<Arc<Receiver<T, S>>>) -> R) -> R {
-        let (mut list, dead) = self.live();
         let out = f(&mut list);
         drop(list);
         drop(dead);
