@@ -84,6 +84,7 @@ mod error;
 pub mod flow;
 mod handler;
 pub mod log;
+pub mod logging;
 mod mailbox;
 pub mod registry;
 mod runner;
