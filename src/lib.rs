@@ -81,6 +81,7 @@ mod cell;
 mod context;
 mod diag;
 mod error;
+pub mod flight;
 pub mod flow;
 mod handler;
 pub mod log;
