@@ -107,16 +107,20 @@ pub use diag::Diag;
 pub use error::{
     BoxError, CrashReason, Error, Hook, HookResult, SendError, SendErrorKind, SharedError,
 };
+pub use flight::FlightRecorder;
+pub use flow::{FlowControlEvent, FlowControlQueue, ThrowableQueue};
 pub use handler::Handler;
+pub use logging::LogConfig;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
 pub use registry::{Graph, Registry};
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use signal::Signal;
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
+pub use stampede::{Stampede, StampedeMap};
 pub use state::ServiceState;
 pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
-pub use time::{Seconds, SecondsError};
+pub use time::{Rate, RateLimiter, Seconds, SecondsError, TokenBucket};
 pub use wait::{StopSignal, Ticks, WaitError};
 pub use worker::Worker;
 

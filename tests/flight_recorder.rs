@@ -229,3 +229,12 @@ async fn the_blocking_detectors_warning_carries_what_the_recorder_saw() {
     assert!(!buffer.text().contains("[db] Timed out"));
     assert!(!buffer.text().contains("connected\n"));
 }
+
+#[test]
+fn recorders_and_their_scopes_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<FlightRecorder>();
+    let r = FlightRecorder::new(Duration::from_secs(1));
+    send(&r.run(async { 1 }));
+}

@@ -409,3 +409,20 @@ async fn with_clears_every_accepted_item_is_received_or_counted_as_cleared() {
         "a returned item was never queued"
     );
 }
+
+#[test]
+fn queues_and_their_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<FlowControlEvent>();
+    send_sync::<FlowControlQueue<String>>();
+    send_sync::<ThrowableQueue<String, std::io::Error>>();
+    send_sync::<PutError<String>>();
+    let flow = FlowControlEvent::resumed();
+    let q: FlowControlQueue<String> = FlowControlQueue::new(&flow);
+    send(&q.put(String::new()));
+    send(&q.get());
+    send(&flow.acquire());
+    let t: ThrowableQueue<String, String> = ThrowableQueue::new();
+    send(&t.get());
+}

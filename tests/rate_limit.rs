@@ -354,3 +354,16 @@ async fn an_acquire_that_finds_a_token_does_not_sleep() {
     assert!(b.acquire().now_or_never().is_some());
     assert!(b.acquire().now_or_never().is_none());
 }
+
+#[test]
+fn buckets_and_limiters_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>(_: &T) {}
+    send_sync::<TokenBucket>();
+    send_sync::<RateLimiter>();
+    send_sync::<Rate>();
+    send_sync::<RateError>();
+    let b: TokenBucket = "1/s".parse().unwrap();
+    send(&b.acquire());
+    send(&b.acquire_n(1));
+}
