@@ -59,6 +59,23 @@ async fn a_scope_that_ends_in_time_writes_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_scope_that_ends_right_at_its_deadline_is_in_time() {
+    let (buffer, _guard) = capture();
+    for _ in 0..20 {
+        let recorder = FlightRecorder::new(Duration::from_secs(1));
+        let log = recorder.clone();
+        recorder
+            .run(async move {
+                log.info("working");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            })
+            .await;
+        assert!(!recorder.timed_out());
+    }
+    assert_eq!(buffer.text(), "");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_late_scope_writes_its_lines_in_order_with_their_original_times() {
     let (buffer, _guard) = capture();
     let recorder = FlightRecorder::named("refresh", Duration::from_secs(10));

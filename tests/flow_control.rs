@@ -14,6 +14,14 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// `fut`, failing the test instead of hanging if it is not done within an hour of paused
+/// time (which passes at once when nothing else can run).
+async fn within<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(3600), fut)
+        .await
+        .expect("hung: not done within an hour")
+}
+
 #[tokio::test(start_paused = true)]
 async fn producers_wait_while_suspended_and_go_on_after_resume() {
     let flow = FlowControlEvent::resumed();
@@ -30,12 +38,12 @@ async fn producers_wait_while_suspended_and_go_on_after_resume() {
     assert_eq!(queue.len(), 1, "nothing entered while suspended");
     assert!(producers.iter().all(|p| !p.is_finished()));
     // Consumers are not paused.
-    assert_eq!(queue.get().await, 0);
+    assert_eq!(within(queue.get()).await, 0);
     assert!(matches!(queue.try_put(9), Err(TryPutError::Suspended(9))));
 
     flow.resume();
     for p in producers {
-        p.await.unwrap().unwrap();
+        within(p).await.unwrap().unwrap();
     }
     let mut got: Vec<i32> = (0..3).map(|_| queue.try_get().unwrap()).collect();
     got.sort();
@@ -55,7 +63,7 @@ async fn a_new_event_starts_suspended_and_acquire_waits_for_the_resume() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!waiter.is_finished());
     flow.resume();
-    waiter.await.unwrap();
+    within(waiter).await.unwrap();
     assert!(flow.is_active());
     // Active: at once.
     tokio::time::timeout(Duration::ZERO, flow.acquire())
@@ -77,10 +85,10 @@ async fn a_bounded_queue_makes_producers_wait_for_room_in_order() {
     });
     tokio::time::sleep(ms(100)).await;
     assert!(!third.is_finished());
-    assert_eq!(queue.get().await, "a");
-    third.await.unwrap().unwrap();
-    assert_eq!(queue.get().await, "b");
-    assert_eq!(queue.get().await, "c");
+    assert_eq!(within(queue.get()).await, "a");
+    within(third).await.unwrap().unwrap();
+    assert_eq!(within(queue.get()).await, "b");
+    assert_eq!(within(queue.get()).await, "c");
 }
 
 #[tokio::test(start_paused = true)]
@@ -94,13 +102,13 @@ async fn a_producer_woken_by_room_while_suspended_waits_for_the_resume() {
     });
     tokio::time::sleep(ms(10)).await;
     flow.suspend(); // not a managed queue: nothing is cleared
-    assert_eq!(queue.get().await, 1); // room, while suspended
+    assert_eq!(within(queue.get()).await, 1); // room, while suspended
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(queue.is_empty(), "no put completes while suspended");
     assert!(!producer.is_finished());
     flow.resume();
-    producer.await.unwrap().unwrap();
-    assert_eq!(queue.get().await, 2);
+    within(producer).await.unwrap().unwrap();
+    assert_eq!(within(queue.get()).await, 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -114,10 +122,10 @@ async fn a_producer_that_found_the_queue_full_is_cleared_even_while_suspended() 
     });
     tokio::time::sleep(ms(10)).await;
     flow.suspend();
-    assert_eq!(queue.get().await, 1); // room: the producer wakes, and waits for the resume
+    assert_eq!(within(queue.get()).await, 1); // room: the producer wakes, and waits for the resume
     tokio::time::sleep(ms(10)).await;
     assert!(queue.clear().is_empty());
-    match producer.await.unwrap() {
+    match within(producer).await.unwrap() {
         Err(PutError::Cleared(2)) => {}
         other => panic!("expected Cleared(2), got {other:?}"),
     }
@@ -172,7 +180,7 @@ async fn a_clear_hands_producers_waiting_for_room_their_items_back() {
     });
     tokio::time::sleep(ms(10)).await;
     assert_eq!(flow.suspend(), 1);
-    match blocked.await.unwrap() {
+    match within(blocked).await.unwrap() {
         Err(PutError::Cleared(item)) => assert_eq!(item, "stale"),
         other => panic!("expected Cleared, got {other:?}"),
     }
@@ -184,8 +192,8 @@ async fn a_clear_hands_producers_waiting_for_room_their_items_back() {
     tokio::time::sleep(ms(10)).await;
     assert_eq!(flow.suspend(), 0);
     flow.resume();
-    later.await.unwrap().unwrap();
-    assert_eq!(queue.get().await, "fresh");
+    within(later).await.unwrap().unwrap();
+    assert_eq!(within(queue.get()).await, "fresh");
 
     // The queue's own clear returns the items, oldest first.
     let q = FlowControlQueue::new(&flow);
@@ -212,7 +220,7 @@ async fn a_throw_wakes_a_waiting_consumer() {
     assert!(!consumer.is_finished());
     let at = tokio::time::Instant::now();
     queue.throw("boom".into());
-    assert_eq!(consumer.await.unwrap(), Err("boom".to_string()));
+    assert_eq!(within(consumer).await.unwrap(), Err("boom".to_string()));
     assert_eq!(at.elapsed(), Duration::ZERO);
     assert!(queue.is_empty(), "the error was taken once");
 }
@@ -233,7 +241,7 @@ async fn one_throw_wakes_one_of_two_consumers() {
     queue.put(5).await.unwrap();
     let mut outcomes = Vec::new();
     for c in consumers {
-        outcomes.push(c.await.unwrap());
+        outcomes.push(within(c).await.unwrap());
     }
     outcomes.sort();
     assert_eq!(outcomes, [Ok(5), Err("one")]);
@@ -248,9 +256,9 @@ async fn errors_thrown_with_no_consumer_come_out_first_in_order() {
     queue.throw("e2");
     assert_eq!(queue.pending_errors(), 2);
     assert_eq!(queue.len(), 2);
-    assert_eq!(queue.get().await, Err("e1"));
+    assert_eq!(within(queue.get()).await, Err("e1"));
     assert_eq!(queue.try_get(), Err("e2"));
-    assert_eq!(queue.get().await, Ok(1));
+    assert_eq!(within(queue.get()).await, Ok(1));
     assert_eq!(queue.try_get(), Ok(Some(2)));
     assert_eq!(queue.try_get(), Ok(None));
     // Clear drops pending errors as well.
@@ -310,9 +318,9 @@ async fn no_item_is_lost_or_duplicated_through_pauses_and_resumes() {
         }
     });
     for p in producers {
-        p.await.unwrap();
+        within(p).await.unwrap();
     }
-    let got = consumer.await.unwrap();
+    let got = within(consumer).await.unwrap();
     done.store(true, Ordering::SeqCst);
     let toggles = controller.await.unwrap();
     assert!(toggles > 10, "the flow was toggled {toggles} times");
@@ -383,13 +391,13 @@ async fn with_clears_every_accepted_item_is_received_or_counted_as_cleared() {
     });
     let (mut accepted, mut returned) = (0, Vec::new());
     for p in producers {
-        let (a, r) = p.await.unwrap();
+        let (a, r) = within(p).await.unwrap();
         accepted += a;
         returned.extend(r);
     }
     done.store(true, Ordering::SeqCst);
     controller.await.unwrap();
-    let got = consumer.await.unwrap();
+    let got = within(consumer).await.unwrap();
     let cleared = cleared.load(Ordering::SeqCst);
     assert!(cleared > 0, "some clears found items");
     assert!(
