@@ -1,53 +1,7 @@
 //! Rate limiting: [`TokenBucket`] (Mode's `Bucket`, `TokenBucket` and `rate_limit`) and
 //! [`RateLimiter`], a bucket bound to a service's stop signal ([`Context::rate_limit`]).
 //!
-//! A bucket holds up to `capacity` tokens and gains one every [`Rate::interval`]. Taking a
-//! token either succeeds now ([`TokenBucket::try_acquire`], [`TokenBucket::pour`]: never
-//! wait) or waits for it ([`TokenBucket::acquire`]). It starts full.
-//!
-//! ```
-//! use modo::time::{Rate, TokenBucket};
-//! use std::time::Duration;
-//! use tokio::time::Instant;
-//!
-//! #[tokio::main(flavor = "current_thread", start_paused = true)]
-//! async fn main() -> Result<(), modo::time::RateError> {
-//!     // 10 per second, bursts of up to 3.
-//!     let bucket = TokenBucket::with_capacity("10/s".parse()?, 3)?;
-//!     let start = Instant::now();
-//!     for _ in 0..3 {
-//!         assert!(bucket.try_acquire()); // the burst
-//!     }
-//!     assert!(!bucket.try_acquire()); // empty: never waits
-//!     assert_eq!(bucket.expected_time(1), Some(Duration::from_millis(100)));
-//!     bucket.acquire().await; // waits for the next token
-//!     assert_eq!(start.elapsed(), Duration::from_millis(100));
-//!     Ok(())
-//! }
-//! ```
-//!
-//! # Invariants
-//! - The bucket's whole state is one instant, the time at which it will be full again, read
-//!   and written under a mutex that no await and no user code runs under. Every way of
-//!   taking tokens moves it forward by `n` intervals, so over any stretch of time `t` no more
-//!   than `capacity + t / interval` tokens are handed out, however many tasks share it.
-//! - Waiters are served in the order their `acquire` was first polled: an `acquire` reserves
-//!   its token at once (the bucket may owe tokens) and sleeps until it is due, so a later
-//!   `acquire`, `try_acquire` or `pour` cannot take it first.
-//! - A waiting `acquire` that is dropped (cancelled, or stopped through [`RateLimiter`])
-//!   gives its token back. Waiters already queued keep their times; the token returned goes
-//!   to the next caller.
-//! - Time is tokio's clock ([`tokio::time::Instant`]), so paused test time drives it.
-//!
-//! # Where modo differs from Mode
-//! - Mode's `capacity` and `fill_rate` arguments are ignored by its own code and its
-//!   capacity is the `over` argument (1.0 by default). modo keeps the same default (one
-//!   token: calls spaced evenly, no burst) and lets you set a capacity
-//!   ([`TokenBucket::with_capacity`]); `over` is the rate's own period (`"10/m"`).
-//! - Mode's `tokens` forgets to move its clock while the bucket is full, so a bucket left
-//!   idle refills at once after the next pour; modo's single instant has no such state.
-//! - Mode's `async with bucket` sleeps for the expected time and takes no token; modo's
-//!   `acquire` reserves the token, so concurrent callers cannot all wake for the same one.
+//! The guarantees and the differences from Mode are on [`TokenBucket`].
 //!
 //! # Why not `governor`
 //! governor's GCRA is the same arithmetic as here, but its waiting uses real time
@@ -72,22 +26,56 @@ use crate::wait::{StopSignal, WaitError};
 /// [`Rate::interval`], starting full. Clones share one bucket.
 ///
 /// Build it from a [`Rate`] (`"100/s"`, `"10/m"`, [`Rate::new`], [`Rate::every`]); the
-/// capacity (the burst) is 1 unless set with [`with_capacity`](Self::with_capacity). See the
-/// [module docs](self) for the guarantees.
+/// capacity (the burst) is 1 unless set with [`with_capacity`](Self::with_capacity). Taking
+/// a token either succeeds now ([`try_acquire`](Self::try_acquire), [`pour`](Self::pour):
+/// never wait) or waits for it ([`acquire`](Self::acquire)). A bucket is usable on its own;
+/// in a service, [`Context::rate_limit`] binds it to the stop signal.
 ///
 /// ```
 /// use modo::time::TokenBucket;
+/// use std::time::Duration;
+/// use tokio::time::Instant;
 ///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), modo::time::RateError> {
-/// let bucket: TokenBucket = "100/s".parse()?;
-/// assert_eq!(bucket.capacity(), 1);
-/// assert_eq!(bucket.fill_rate(), 100.0);
-/// assert!(bucket.pour(1)); // Mode's pour: take one if there is one
-/// assert!(!bucket.pour(1));
-/// bucket.acquire().await; // 10 ms later
-/// # Ok(()) }
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() -> Result<(), modo::time::RateError> {
+///     // 10 per second, bursts of up to 3.
+///     let bucket = TokenBucket::with_capacity("10/s".parse()?, 3)?;
+///     assert_eq!(bucket.fill_rate(), 10.0);
+///     let start = Instant::now();
+///     for _ in 0..3 {
+///         assert!(bucket.try_acquire()); // the burst
+///     }
+///     assert!(!bucket.pour(1)); // empty: Mode's pour never waits either
+///     assert_eq!(bucket.expected_time(1), Some(Duration::from_millis(100)));
+///     bucket.acquire().await; // waits for the next token
+///     assert_eq!(start.elapsed(), Duration::from_millis(100));
+///     Ok(())
+/// }
 /// ```
+///
+/// # Invariants
+/// - The bucket's whole state is one instant, the time at which it will be full again, read
+///   and written under a mutex that no await and no user code runs under. Every way of
+///   taking tokens moves it forward by `n` intervals, so over any stretch of time `t` no more
+///   than `capacity + t / interval` tokens are handed out, however many tasks share it.
+/// - Waiters are served in the order their `acquire` was first polled: an `acquire` reserves
+///   its token at once (the bucket may owe tokens) and sleeps until it is due, so a later
+///   `acquire`, `try_acquire` or `pour` cannot take it first.
+/// - A waiting `acquire` that is dropped (cancelled, or stopped through [`RateLimiter`])
+///   gives its token back. Waiters already queued keep their times; the token returned goes
+///   to the next caller.
+/// - Time is tokio's clock ([`tokio::time::Instant`]), so paused test time drives it.
+///
+/// # Where modo differs from Mode
+/// - Mode's `capacity` and `fill_rate` arguments are ignored by its own code and its
+///   capacity is the `over` argument (1.0 by default). modo keeps the same default (one
+///   token: calls spaced evenly, no burst) and lets you set a capacity
+///   ([`with_capacity`](Self::with_capacity)); `over` is the rate's own period (`"10/m"`).
+/// - Mode's `tokens` moves its clock only while the bucket is not full, so after the bucket
+///   sat full the token just poured comes back at once; modo's single instant has no such
+///   state.
+/// - Mode's `async with bucket` sleeps for the expected time and takes no token; modo's
+///   `acquire` reserves the token, so concurrent callers cannot all wake for the same one.
 #[derive(Clone)]
 pub struct TokenBucket {
     inner: Arc<Inner>,

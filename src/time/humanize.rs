@@ -1,13 +1,4 @@
 //! Durations for people: Mode's `humanize_seconds` and `humanize_seconds_ago`.
-//!
-//! The number is rounded to two decimals first, then written in the largest unit it reaches
-//! (days, hours, minutes, seconds) with two decimals: `1.00 minute`, `1.50 seconds`,
-//! `2.00 hours`. Less than a second (after the rounding) is the word "now", unless sub-second
-//! values were asked for.
-//!
-//! Where modo differs from Mode: the unit is plural unless the number printed is `1.00`
-//! (Mode looks at the whole part only and writes "1.50 minute"). Mode's manual shows
-//! "1 minute" and "2 hours"; its code writes two decimals, and so does modo.
 
 use super::Seconds;
 
@@ -20,6 +11,14 @@ const UNITS: [(&str, f64); 4] = [
 ];
 
 /// A duration in words: `1.50 seconds`, `1.00 minute`, `2.00 hours`, or `now` under a second.
+///
+/// The number is rounded to two decimals first, then written in the largest unit it reaches
+/// (days, hours, minutes, seconds) with two decimals. Less than a second (after the
+/// rounding) is the word "now"; [`Humanize`] has the other options.
+///
+/// Where modo differs from Mode: the unit is plural unless the number printed is `1.00`
+/// (Mode looks at the whole part only and writes "1.50 minute"). Mode's manual shows
+/// "1 minute" and "2 hours"; its code writes two decimals, and so does modo.
 ///
 /// ```
 /// use modo::time::humanize_seconds;
