@@ -54,6 +54,8 @@
 //! - Managed queues (`clear_on_suspend(true)`, Mode's `clear_on_resume=True`) are emptied
 //!   when the event suspends, not when it resumes; see [`FlowControlEvent`].
 //! - A producer woken by room while suspended waits again (Mode's would add its item).
+//! - Producers waiting for room are woken together and race for it (asyncio's queue serves
+//!   them in the order they came); consumers are woken one per item or error.
 //! - Clearing a [`FlowControlQueue`] hands its waiting producers their items back, as Mode
 //!   does only for a `ThrowableQueue`.
 //! - A [`ThrowableQueue`] needs no flow control event; Mode's pressure callbacks
