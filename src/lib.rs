@@ -78,9 +78,13 @@
 mod actor;
 mod awaitable;
 mod diag;
+pub mod flight;
+pub mod flow;
 pub mod log;
+pub mod logging;
 pub mod registry;
 pub mod signal;
+pub mod stampede;
 pub mod supervisor;
 mod system;
 pub mod time;
@@ -95,11 +99,15 @@ pub use actor::{
 };
 pub use awaitable::{FutureService, from_future};
 pub use diag::Diag;
+pub use flight::FlightRecorder;
+pub use flow::{FlowControlEvent, FlowControlQueue, ThrowableQueue};
+pub use logging::LogConfig;
 pub use registry::{Graph, Registry};
 pub use signal::Signal;
+pub use stampede::{Stampede, StampedeMap};
 pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
-pub use time::{Seconds, SecondsError};
+pub use time::{Rate, RateLimiter, Seconds, SecondsError, TokenBucket};
 pub use wait::{StopSignal, Ticks, WaitError};
 pub use worker::Worker;
 

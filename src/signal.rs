@@ -14,7 +14,11 @@
 //! - [`Signal::disconnect`] takes the [`ReceiverId`] that `connect` returned and really
 //!   removes the receiver, dropping the closure and everything it captured (Mode cannot
 //!   disconnect a strongly referenced receiver);
-//! - receivers get the sender and the value, not the signal itself.
+//! - receivers get the sender and the value, not the signal itself;
+//! - a weak receiver ([`Signal::connect_weak`], Mode's `connect(weak=True)`) names its owner
+//!   explicitly (an `Arc`, of which the signal keeps only a `Weak`) and gets `&owner` when
+//!   called; once the owner is dropped it is no longer called and is removed from the list
+//!   (Mode weakly references the bound method itself).
 //!
 //! ```
 //! use modo::signal::Signal;
@@ -62,11 +66,12 @@
 //! }
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -183,11 +188,23 @@ enum Call<T, S> {
     Async(Box<AsyncFn<T, S>>),
 }
 
+/// A weak receiver's owner, type-erased: only its liveness matters here.
+type Owner = Weak<dyn Any + Send + Sync>;
+
 struct Receiver<T, S> {
     id: ReceiverId,
     /// `Some(sender)`: called only for sends from that sender.
     only_from: Option<S>,
+    /// `Some`: a weak receiver, connected while its owner lives.
+    owner: Option<Owner>,
     call: Call<T, S>,
+}
+
+impl<T, S> Receiver<T, S> {
+    /// Whether the receiver is still connected: strong, or its owner is alive.
+    fn is_alive(&self) -> bool {
+        self.owner.as_ref().is_none_or(|o| o.strong_count() > 0)
+    }
 }
 
 struct Shared<T, S> {
@@ -207,6 +224,26 @@ impl<T, S> Shared<T, S> {
     /// poisoned list is still a valid list.
     fn lock(&self) -> MutexGuard<'_, Vec<Arc<Receiver<T, S>>>> {
         self.receivers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the list of live receivers under the lock, after taking off it the weak
+    /// receivers whose owner is gone; those are dropped after the lock is released
+    /// (dropping runs their captures' `Drop`, which may use the signal).
+    fn with_live<R>(&self, f: impl FnOnce(&mut Vec<Arc<Receiver<T, S>>>) -> R) -> R {
+        let mut list = self.lock();
+        let dead: Vec<Arc<Receiver<T, S>>> = if list.iter().all(|r| r.is_alive()) {
+            Vec::new()
+        } else {
+            let (live, dead) = std::mem::take(&mut *list)
+                .into_iter()
+                .partition(|r| r.is_alive());
+            *list = live;
+            dead
+        };
+        let out = f(&mut list);
+        drop(list);
+        drop(dead);
+        out
     }
 }
 
@@ -278,7 +315,7 @@ where
         F: Fn(&S, &T) -> R + Send + Sync + 'static,
         R: ReceiverOutput,
     {
-        self.add(None, Self::sync_call(receiver))
+        self.add(None, None, Self::sync_call(receiver))
     }
 
     /// Connects a synchronous receiver called only for sends from `sender`.
@@ -287,7 +324,7 @@ where
         F: Fn(&S, &T) -> R + Send + Sync + 'static,
         R: ReceiverOutput,
     {
-        self.add(Some(sender), Self::sync_call(receiver))
+        self.add(Some(sender), None, Self::sync_call(receiver))
     }
 
     /// Connects an async receiver, called for every sender. It gets its own clones of the
@@ -299,7 +336,7 @@ where
         Fut: Future<Output = R> + Send + 'static,
         R: ReceiverOutput,
     {
-        self.add(None, Self::async_call(receiver))
+        self.add(None, None, Self::async_call(receiver))
     }
 
     /// Connects an async receiver called only for sends from `sender`.
@@ -309,7 +346,81 @@ where
         Fut: Future<Output = R> + Send + 'static,
         R: ReceiverOutput,
     {
-        self.add(Some(sender), Self::async_call(receiver))
+        self.add(Some(sender), None, Self::async_call(receiver))
+    }
+
+    /// Connects a synchronous receiver weakly bound to `owner` (Mode's
+    /// `connect(weak=True)`): the signal keeps only a [`Weak`] of the owner, the receiver is
+    /// called with `&owner`, and once the owner is dropped it is no longer called and is
+    /// removed from the list (at the next send or look at the list). Called for every
+    /// sender.
+    ///
+    /// The receiver must not capture an `Arc` of its owner itself, or the owner never dies.
+    ///
+    /// ```
+    /// use modo::signal::Signal;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// struct Cache { invalidations: AtomicU32 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let on_write: Signal<&'static str> = Signal::named("on_write");
+    /// let cache = Arc::new(Cache { invalidations: AtomicU32::new(0) });
+    /// let id = on_write.connect_weak(&cache, |cache: &Cache, _: &(), _key: &&str| {
+    ///     cache.invalidations.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// on_write.send((), "user:1").await;
+    /// assert_eq!(cache.invalidations.load(Ordering::SeqCst), 1);
+    ///
+    /// drop(cache); // the signal did not keep it alive
+    /// assert!(!on_write.is_connected(id));
+    /// assert_eq!(on_write.send((), "user:2").await.called(), 0);
+    /// # }
+    /// ```
+    pub fn connect_weak<O, F, R>(&self, owner: &Arc<O>, receiver: F) -> ReceiverId
+    where
+        O: Send + Sync + 'static,
+        F: Fn(&O, &S, &T) -> R + Send + Sync + 'static,
+        R: ReceiverOutput,
+    {
+        let (owner, call) = Self::weak_sync_call(owner, receiver);
+        self.add(None, owner, call)
+    }
+
+    /// [`connect_weak`](Self::connect_weak) for sends from `sender` only.
+    pub fn connect_weak_from<O, F, R>(&self, sender: S, owner: &Arc<O>, receiver: F) -> ReceiverId
+    where
+        O: Send + Sync + 'static,
+        F: Fn(&O, &S, &T) -> R + Send + Sync + 'static,
+        R: ReceiverOutput,
+    {
+        let (owner, call) = Self::weak_sync_call(owner, receiver);
+        self.add(Some(sender), owner, call)
+    }
+
+    /// Connects an async receiver weakly bound to `owner` (see
+    /// [`connect_weak`](Self::connect_weak)). It gets an `Arc` of the owner for the length
+    /// of its call (the owner lives until the call ends), and the sender and value.
+    pub fn connect_weak_async<O, F, Fut, R>(&self, owner: &Arc<O>, receiver: F) -> ReceiverId
+    where
+        O: Send + Sync + 'static,
+        F: Fn(Arc<O>, S, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: ReceiverOutput,
+    {
+        let weak = Arc::downgrade(owner);
+        let erased: Owner = weak.clone();
+        let call = Call::Async(Box::new(move |s: S, t: T| match weak.upgrade() {
+            Some(owner) => {
+                let fut = receiver(owner, s, t);
+                async move { fut.await.into_result() }.boxed()
+            }
+            // Not reached: `send` holds the owner during the call.
+            None => async { Ok(()) }.boxed(),
+        }));
+        self.add(None, Some(erased), call)
     }
 
     /// Removes a receiver. Returns whether it was connected to this signal (through this
@@ -334,19 +445,21 @@ where
         removed.len()
     }
 
-    /// Whether the receiver is connected.
+    /// Whether the receiver is connected (a weak one only while its owner lives).
     pub fn is_connected(&self, id: ReceiverId) -> bool {
-        self.shared.lock().iter().any(|r| r.id == id)
+        self.shared
+            .with_live(|list| list.iter().any(|r| r.id == id))
     }
 
-    /// How many receivers are connected (filtered ones included).
+    /// How many receivers are connected (filtered ones included; weak ones whose owner is
+    /// gone are removed first).
     pub fn len(&self) -> usize {
-        self.shared.lock().len()
+        self.shared.with_live(|list| list.len())
     }
 
     /// Whether no receiver is connected.
     pub fn is_empty(&self) -> bool {
-        self.shared.lock().is_empty()
+        self.len() == 0
     }
 
     /// Sends `value` from `sender`: calls, in the order connected, every receiver that listens
@@ -355,8 +468,9 @@ where
     /// A receiver that returns `Err` or panics is logged as a warning and reported in the
     /// returned [`SendReport`]; the receivers after it still run.
     pub async fn send(&self, sender: S, value: T) -> SendReport {
-        let snapshot: Vec<Arc<Receiver<T, S>>> = self.shared.lock().clone();
+        let snapshot: Vec<Arc<Receiver<T, S>>> = self.shared.with_live(|list| list.clone());
         let mut report = SendReport::default();
+        let mut gone = false;
         for receiver in snapshot {
             if receiver
                 .only_from
@@ -365,6 +479,17 @@ where
             {
                 continue;
             }
+            // A weak receiver's owner is kept alive for the length of its call.
+            let _owner = match &receiver.owner {
+                None => None,
+                Some(owner) => match owner.upgrade() {
+                    Some(owner) => Some(owner),
+                    None => {
+                        gone = true;
+                        continue;
+                    }
+                },
+            };
             report.called += 1;
             let outcome = match &receiver.call {
                 Call::Sync(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&sender, &value))),
@@ -395,6 +520,10 @@ where
                 reason,
             });
         }
+        if gone {
+            // Owners dropped during the send: take their receivers off the list now.
+            self.shared.with_live(|_| ());
+        }
         report
     }
 
@@ -408,14 +537,32 @@ where
         self.send(sender, value).await
     }
 
-    fn add(&self, only_from: Option<S>, call: Call<T, S>) -> ReceiverId {
+    fn add(&self, only_from: Option<S>, owner: Option<Owner>, call: Call<T, S>) -> ReceiverId {
         let id = ReceiverId::next();
-        self.shared.lock().push(Arc::new(Receiver {
+        let receiver = Arc::new(Receiver {
             id,
             only_from,
+            owner,
             call,
-        }));
+        });
+        self.shared.with_live(|list| list.push(receiver));
         id
+    }
+
+    fn weak_sync_call<O, F, R>(owner: &Arc<O>, receiver: F) -> (Option<Owner>, Call<T, S>)
+    where
+        O: Send + Sync + 'static,
+        F: Fn(&O, &S, &T) -> R + Send + Sync + 'static,
+        R: ReceiverOutput,
+    {
+        let weak = Arc::downgrade(owner);
+        let erased: Owner = weak.clone();
+        let call = Self::sync_call(move |s: &S, t: &T| match weak.upgrade() {
+            Some(owner) => receiver(&owner, s, t).into_result(),
+            // Not reached: `send` holds the owner during the call.
+            None => Ok(()),
+        });
+        (Some(erased), call)
     }
 
     fn sync_call<F, R>(receiver: F) -> Call<T, S>
@@ -453,7 +600,7 @@ where
 /// the clone (see [`Signal`], "Cloning").
 impl<T, S: Clone> Clone for Signal<T, S> {
     fn clone(&self) -> Self {
-        let receivers = self.shared.lock().clone();
+        let receivers = self.shared.with_live(|list| list.clone());
         Signal {
             shared: Shared::new(self.shared.name.clone(), receivers),
             default_sender: self.default_sender.clone(),

@@ -194,3 +194,160 @@ async fn every_line_runs_in_a_span_naming_the_service() {
         assert!(!line.contains("label=Outer"), "{line}");
     }
 }
+
+/// A fresh path in the temp directory.
+fn temp_log(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::env::temp_dir().join(format!("modo-{name}-{}-{nanos}.log", std::process::id()))
+}
+
+/// `[2026-11-25T17:08:03.123456Z] [4242] [INFO]: ` (time, pid, level) at the start of a line.
+fn is_mode_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((time, rest)) = rest.split_once("] [") else {
+        return false;
+    };
+    let Some((pid, rest)) = rest.split_once("] [") else {
+        return false;
+    };
+    time.len() >= 20
+        && time.as_bytes()[4] == b'-'
+        && time.contains('T')
+        && time.ends_with('Z')
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && ["ERROR]: ", "WARN]: ", "INFO]: ", "DEBUG]: ", "TRACE]: "]
+            .iter()
+            .any(|l| rest.starts_with(l))
+}
+
+#[tokio::test]
+async fn a_log_file_gets_mode_lines_without_escape_bytes() {
+    let path = temp_log("file");
+    // Colour forced on for stderr (quiet anyway): the file still gets none.
+    let config = modo::logging::LogConfig::new()
+        .level(Level::INFO)
+        .file(&path)
+        .quiet(true)
+        .ansi(true);
+    let dispatch = config.dispatch().unwrap();
+    let guard = tracing::dispatcher::set_default(&dispatch);
+    let system = System::new();
+    system
+        .spawn(Node::new("App", vec![Node::new("Web", vec![])]))
+        .await
+        .unwrap();
+    tracing::info!(target: "modo", answer = 42, "a line with a field");
+    tracing::debug!(target: "modo", "below the level");
+    system.shutdown().await.unwrap();
+    drop(guard);
+    let written = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(!written.contains(&0x1b), "no escape byte in the file");
+    let text = String::from_utf8(written).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 8, "{text}");
+    let pid = format!("] [{}] [", std::process::id());
+    for line in &lines {
+        assert!(is_mode_line(line), "not Mode's format: {line:?}");
+        assert!(line.contains(&pid), "{line:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("[INFO]: [^App]: Starting..."))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("[INFO]: [^-Web]: hello from depth 1"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("a line with a field") && l.contains("answer=42"))
+    );
+    assert!(!text.contains("below the level"));
+}
+
+#[test]
+fn an_unopenable_log_file_is_a_typed_error_naming_it() {
+    let path = std::env::temp_dir()
+        .join("modo-no-such-directory")
+        .join("deeper")
+        .join("x.log");
+    let err = modo::logging::LogConfig::new()
+        .file(&path)
+        .dispatch()
+        .unwrap_err();
+    assert!(matches!(err, modo::logging::LogInitError::OpenFile { .. }));
+    assert!(err.to_string().contains("x.log"), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+/// Set in the child process the test below starts (this same test binary, one test).
+const CHILD: &str = "MODO_LOGGING_TEST_CHILD";
+
+/// In the child: installs the global subscriber as the parent asked, logs a line with a
+/// field (a field name is where escapes would appear), tries a second install, and says how
+/// that went on stdout.
+fn child_logs() {
+    let mut config = modo::logging::LogConfig::new().level(Level::INFO);
+    if std::env::var(CHILD).as_deref() == Ok("ansi") {
+        config = config.ansi(true);
+    }
+    modo::logging::init(config).unwrap();
+    tracing::info!(target: "modo", answer = 42, "[^App]: from the child");
+    let again = modo::logging::init(modo::logging::LogConfig::new());
+    println!(
+        "second init: {}",
+        matches!(again, Err(modo::logging::LogInitError::AlreadyInstalled))
+    );
+}
+
+/// Runs this test binary again as a child for one test, stderr and stdout piped.
+fn run_child(mode: &str) -> (String, Vec<u8>) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "stderr_that_is_not_a_terminal_gets_no_escapes",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, mode)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child failed: {out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.stderr,
+    )
+}
+
+#[test]
+fn stderr_that_is_not_a_terminal_gets_no_escapes() {
+    if std::env::var(CHILD).is_ok() {
+        return child_logs();
+    }
+    // stderr is a pipe: plain text.
+    let (stdout, stderr) = run_child("auto");
+    let text = String::from_utf8_lossy(&stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("from the child"))
+        .unwrap_or_else(|| panic!("no line in {text:?}"));
+    assert!(is_mode_line(line), "{line:?}");
+    assert!(line.contains("answer=42"), "{line:?}");
+    assert!(!stderr.contains(&0x1b), "escapes on a pipe: {text:?}");
+    assert!(stdout.contains("second init: true"), "{stdout}");
+    // Forced on, the same line carries escapes: the check above can fail.
+    let (_, forced) = run_child("ansi");
+    assert!(forced.contains(&0x1b));
+}

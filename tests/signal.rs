@@ -1,6 +1,6 @@
 //! Signals (Mode's observer pattern) through the public API: order, sync and async receivers,
 //! sender filters, disconnect, failing receivers, clone versus `with_default_sender`, and
-//! concurrent sends.
+//! concurrent sends, weak receivers that leave with their owner.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -457,4 +457,162 @@ async fn a_receiver_may_connect_and_disconnect_during_a_send() {
     assert!(!signal.is_connected(once));
     assert_eq!(signal.send((), 2).await.called(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// An owner that notes its drop.
+struct Owner {
+    name: &'static str,
+    dropped: Log,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.dropped
+            .lock()
+            .unwrap()
+            .push(format!("dropped {}", self.name));
+    }
+}
+
+#[tokio::test]
+async fn a_weak_receiver_is_called_while_its_owner_lives_and_removed_after() {
+    let signal: Signal<u32, &'static str> = Signal::named("weak");
+    let seen = log();
+    let owner = Arc::new(Owner {
+        name: "cache",
+        dropped: seen.clone(),
+    });
+    sync_rec(&signal, &seen, "strong");
+    let weak = {
+        let seen = seen.clone();
+        signal.connect_weak(&owner, move |o: &Owner, s: &&str, v: &u32| {
+            seen.lock().unwrap().push(format!("{}:{s}:{v}", o.name));
+        })
+    };
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "the signal holds no strong reference"
+    );
+    assert_eq!(signal.len(), 2);
+
+    let report = signal.send("a", 1).await;
+    assert_eq!(report.called(), 2);
+    assert_eq!(take(&seen), ["strong:a:1", "cache:a:1"]);
+
+    drop(owner);
+    assert_eq!(take(&seen), ["dropped cache"], "the owner really died");
+    assert!(!signal.is_connected(weak));
+    assert_eq!(signal.len(), 1, "removed from the list");
+    let report = signal.send("a", 2).await;
+    assert_eq!(report.called(), 1, "not called, not counted");
+    assert_eq!(take(&seen), ["strong:a:2"]);
+    assert!(!signal.disconnect(weak), "already gone");
+}
+
+#[tokio::test]
+async fn a_weak_receiver_is_removed_by_the_send_that_finds_its_owner_gone() {
+    let signal: Signal<u32> = Signal::new();
+    let seen = log();
+    let owner = Arc::new(Owner {
+        name: "o",
+        dropped: seen.clone(),
+    });
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    signal.connect_weak(&owner, move |_: &Owner, _: &(), _: &u32| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    });
+    // A receiver connected after it drops the owner during a send: the weak one was
+    // called first (order of connection).
+    let holder = Arc::new(Mutex::new(Some(owner)));
+    let h = holder.clone();
+    let dropper = signal.connect(move |_: &(), _: &u32| {
+        h.lock().unwrap().take();
+    });
+    assert_eq!(signal.send((), 1).await.called(), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(take(&seen), ["dropped o"]);
+    // Still on the list (nothing has looked at it since): the next send skips and removes it.
+    assert!(format!("{signal:?}").contains("receivers: 2"));
+    assert_eq!(signal.send((), 2).await.called(), 1, "only the dropper");
+    assert!(format!("{signal:?}").contains("receivers: 1"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(signal.disconnect(dropper));
+    assert!(signal.is_empty());
+}
+
+#[tokio::test]
+async fn weak_receivers_filtered_by_sender_and_async_ones() {
+    let signal: Signal<u32, &'static str> = Signal::named("weak filters");
+    let seen = log();
+    let owner = Arc::new(Owner {
+        name: "svc",
+        dropped: log(),
+    });
+    {
+        let seen = seen.clone();
+        signal.connect_weak_from("b", &owner, move |o: &Owner, s: &&str, v: &u32| {
+            seen.lock()
+                .unwrap()
+                .push(format!("sync {}:{s}:{v}", o.name));
+        });
+    }
+    let async_id = {
+        let seen = seen.clone();
+        signal.connect_weak_async(&owner, move |o: Arc<Owner>, s, v| {
+            let seen = seen.clone();
+            async move {
+                tokio::task::yield_now().await;
+                seen.lock()
+                    .unwrap()
+                    .push(format!("async {}:{s}:{v}", o.name));
+            }
+        })
+    };
+    signal.send("a", 1).await;
+    signal.send("b", 2).await;
+    assert_eq!(
+        take(&seen),
+        ["async svc:a:1", "sync svc:b:2", "async svc:b:2"]
+    );
+    // A disconnect works on weak receivers too.
+    assert!(signal.disconnect(async_id));
+    assert_eq!(signal.len(), 1);
+    drop(owner);
+    assert!(signal.is_empty());
+    assert_eq!(signal.send("b", 3).await.called(), 0);
+    assert!(take(&seen).is_empty());
+}
+
+#[tokio::test]
+async fn an_async_weak_receiver_keeps_its_owner_alive_for_its_call() {
+    let signal: Signal<u32> = Signal::new();
+    let seen = log();
+    let owner = Arc::new(Owner {
+        name: "busy",
+        dropped: seen.clone(),
+    });
+    let gate = Arc::new(tokio::sync::Notify::new());
+    {
+        let (seen, gate) = (seen.clone(), gate.clone());
+        signal.connect_weak_async(&owner, move |o: Arc<Owner>, _, v| {
+            let (seen, gate) = (seen.clone(), gate.clone());
+            async move {
+                gate.notified().await;
+                seen.lock().unwrap().push(format!("{} got {v}", o.name));
+            }
+        });
+    }
+    let sending = tokio::spawn({
+        let signal = signal.with_default_sender(());
+        async move { signal.send_default(1).await.called() }
+    });
+    tokio::task::yield_now().await;
+    drop(owner); // the last outside reference, during the call
+    assert!(take(&seen).is_empty(), "still alive: the call holds it");
+    gate.notify_one();
+    assert_eq!(sending.await.unwrap(), 1);
+    assert_eq!(take(&seen), ["busy got 1", "dropped busy"]);
+    assert!(signal.is_empty());
 }

@@ -5,6 +5,12 @@
 //! task is blocking the thread, or every worker thread), and the watchdog logs a warning that
 //! names the timeout, once per stall. It is a thread, not a signal handler (Mode uses
 //! SIGALRM).
+//!
+//! The warning carries what the flight recorders then in their scope had buffered (see
+//! [`crate::flight`], "The blocking detector"): a blocked scope cannot reach its own
+//! deadline, so the detector writes its lines for it, right after the warning, without
+//! clearing them. The watchdog logs through the tracing dispatcher that was current where
+//! the detector was started (the Worker's), not only the global one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,9 +49,14 @@ impl BlockingDetector {
             })
         };
         let (stop, stopped) = mpsc::channel::<()>();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let thread = std::thread::Builder::new()
             .name("modo-blocking-detector".into())
-            .spawn(move || watch(&beats, &stopped, tick, timeout, &prefix));
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    watch(&beats, &stopped, tick, timeout, &prefix)
+                })
+            });
         let thread = match thread {
             Ok(thread) => thread,
             Err(e) => {
@@ -99,13 +110,22 @@ fn watch(
             warned = false;
         } else if !warned && since.elapsed() >= timeout {
             warned = true;
+            let recorded = crate::flight::active_report();
+            let more = if recorded.is_empty() {
+                String::new()
+            } else {
+                "; the flight recorders in their scope saw:".to_owned()
+            };
             tracing::warn!(
                 target: "modo",
                 "{prefix}: Blocking detected: the runtime made no progress for {:?} \
-                 (blocking timeout {:?}): a task is blocking its thread",
+                 (blocking timeout {:?}): a task is blocking its thread{more}",
                 since.elapsed(),
                 timeout
             );
+            for line in recorded {
+                tracing::warn!(target: "modo", "{prefix}: {line}");
+            }
         }
     }
 }

@@ -3,8 +3,9 @@
 //! The Worker is the root of the tree: a service labelled `Worker` whose children are the
 //! services it was given, started in order after it and stopped in reverse before it, so its
 //! log lines read `[^Worker]`, its children's `[^-App]`, and so on down. It sets up logging
-//! (Mode's line format, see [`ModeFormat`](crate::log::ModeFormat)), listens to OS signals,
-//! watches the runtime for blocking code, and turns the outcome into an exit code.
+//! (Mode's line format, see [`ModeFormat`](crate::log::ModeFormat) and [`crate::logging`]),
+//! listens to OS signals, watches the runtime for blocking code, and turns the outcome into
+//! an exit code.
 //!
 //! A root service that stops on its own is removed from the tree and the Worker goes on
 //! running (as Mode's does) until a signal stops it.
@@ -49,7 +50,6 @@
 //! ```
 
 mod blocking;
-mod logging;
 mod signals;
 
 use std::borrow::Cow;
@@ -61,13 +61,13 @@ use std::time::Duration;
 
 use tracing::Level;
 
+use crate::logging::{LogConfig, LogInitError};
 use crate::registry::{Graph, Node};
 use crate::{
     Addr, ChildAction, Context, CrashReason, Dependency, Error, Service, ServiceRef, System,
 };
 
 use blocking::BlockingDetector;
-use logging::LogConfig;
 use signals::{Sig, Signals};
 
 /// Mode's default blocking timeout: 10 seconds.
@@ -147,19 +147,26 @@ impl Worker {
 
     /// The log level. Default: `RUST_LOG` (an `EnvFilter` directive) if set, else info.
     pub fn loglevel(mut self, level: Level) -> Self {
-        self.log.level = Some(level);
+        self.log = std::mem::take(&mut self.log).level(level);
         self
     }
 
     /// Also appends the log lines to this file (created if missing).
     pub fn logfile(mut self, path: impl Into<PathBuf>) -> Self {
-        self.log.file = Some(path.into());
+        self.log = std::mem::take(&mut self.log).file(path);
         self
     }
 
     /// Writes no log lines to stderr (a log file still gets them).
     pub fn quiet(mut self, quiet: bool) -> Self {
-        self.log.quiet = quiet;
+        self.log = std::mem::take(&mut self.log).quiet(quiet);
+        self
+    }
+
+    /// The whole logging set-up at once (replacing what `loglevel`, `logfile` and `quiet`
+    /// set): see [`crate::logging`].
+    pub fn logging(mut self, config: LogConfig) -> Self {
+        self.log = config;
         self
     }
 
@@ -214,14 +221,12 @@ impl Worker {
             daemon,
             handle_signals,
         } = self;
-        if override_logging && let Err(e) = logging::init(&log) {
-            return WorkerExit::Failed(worker_error(format!(
-                "cannot open the log file {}: {e}",
-                log.file
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new(""))
-                    .display()
-            )));
+        if override_logging {
+            match log.init() {
+                // A second Worker in the process keeps the first one's subscriber.
+                Ok(()) | Err(LogInitError::AlreadyInstalled) => {}
+                Err(e) => return WorkerExit::Failed(worker_error(e.to_string())),
+            }
         }
         let mut signals = match handle_signals.then(Signals::install).transpose() {
             Ok(signals) => signals,
