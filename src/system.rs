@@ -172,8 +172,11 @@ impl System {
         self.inner
             .roots
             .insert(addr.id(), (seq, addr.service_ref()));
-        launch.spawn(&host);
-        addr.start().await?;
+        // Started by its own task as its first act: no trip through the control lane.
+        let (reply, started) = tokio::sync::oneshot::channel();
+        let epoch = addr.core().crash_epoch();
+        launch.spawn_started(&host, reply);
+        addr.core().answer(started, epoch).await?;
         Ok(addr)
     }
 

@@ -70,8 +70,11 @@ pub(crate) struct Core {
     /// Set by the parent: a running child stopped by anyone else waits for the parent's
     /// decision (`Service::on_child_stopped`) before it ends. Off by default.
     parent_decides_stops: AtomicBool,
-    /// Cancelled as soon as a stop or crash is requested; replaced at each start.
-    stop_token: Mutex<CancellationToken>,
+    /// Set as soon as a stop or crash is requested; cleared at each start.
+    stopping: AtomicBool,
+    /// The stop signal of the current run, made only when someone asks for it (a sleep, a
+    /// wait, a background task): most services never do. Cancelled with `stopping`.
+    stop_token: Mutex<Option<CancellationToken>>,
     shutdown_set: AtomicBool,
     shutdown_notify: Notify,
     dead_letters: AtomicU64,
@@ -126,7 +129,8 @@ impl Core {
             crash: Mutex::new(Crash::default()),
             crashes: AtomicU32::new(0),
             parent_decides_stops: AtomicBool::new(false),
-            stop_token: Mutex::new(CancellationToken::new()),
+            stopping: AtomicBool::new(false),
+            stop_token: Mutex::new(None),
             shutdown_set: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             dead_letters: AtomicU64::new(0),
@@ -222,24 +226,40 @@ impl Core {
         self.control.is_closed()
     }
 
-    /// The stop signal of the current run.
-    pub(crate) fn stop_token(&self) -> CancellationToken {
-        lock(&self.stop_token).clone()
+    /// Whether the current run was told to stop (or crashed).
+    #[inline]
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
-    /// The stop signal for a new run: a fresh one if the last run's was used.
-    pub(crate) fn renew_stop_token(&self) -> CancellationToken {
-        self.shutdown_set.store(false, Ordering::Release);
-        let mut token = lock(&self.stop_token);
-        if token.is_cancelled() {
-            *token = CancellationToken::new();
+    /// The stop signal of the current run, made now if nobody asked for it before (already
+    /// cancelled if the run is stopping).
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        let mut slot = lock(&self.stop_token);
+        let token = slot.get_or_insert_with(CancellationToken::new);
+        if self.stopping.load(Ordering::Acquire) {
+            token.cancel();
         }
         token.clone()
     }
 
+    /// Starts a new run: not stopping, and a fresh stop signal if the last run's was used.
+    pub(crate) fn renew_stop_token(&self) {
+        self.shutdown_set.store(false, Ordering::Release);
+        let mut slot = lock(&self.stop_token);
+        self.stopping.store(false, Ordering::Release);
+        if slot.as_ref().is_some_and(CancellationToken::is_cancelled) {
+            *slot = None;
+        }
+    }
+
     /// Tells the current run to stop: `should_stop()` turns true and interruptible waits end.
     pub(crate) fn signal_stop(&self) {
-        lock(&self.stop_token).cancel();
+        let slot = lock(&self.stop_token);
+        self.stopping.store(true, Ordering::Release);
+        if let Some(token) = slot.as_ref() {
+            token.cancel();
+        }
     }
 
     pub(crate) fn set_shutdown(&self) {
@@ -345,6 +365,17 @@ impl Core {
             return Err(self.gone_error());
         }
         rx.await.map_err(|_| self.gone_error_since(epoch))
+    }
+
+    /// The answer to a request sent at crash `epoch` on `rx`; if the actor could no longer
+    /// answer, why.
+    pub(crate) async fn answer(
+        &self,
+        rx: oneshot::Receiver<Result<bool, Error>>,
+        epoch: u32,
+    ) -> Result<bool, Error> {
+        rx.await
+            .unwrap_or_else(|_| Err(self.gone_error_since(epoch)))
     }
 
     /// Requests a crash: the stop signal fires at once, the actor handles the rest.

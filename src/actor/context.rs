@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::diag::Diag;
@@ -46,7 +45,6 @@ pub struct Context<A: Service> {
     addr: Addr<A>,
     host: Arc<dyn Host>,
     pub(crate) children: Vec<ServiceRef>,
-    pub(crate) token: CancellationToken,
     pub(crate) tasks: Tasks,
     pub(crate) exits: Exits,
     pub(crate) phase: Phase,
@@ -64,12 +62,10 @@ impl<A: Service> fmt::Debug for Context<A> {
 
 impl<A: Service> Context<A> {
     pub(crate) fn new(addr: Addr<A>, host: Arc<dyn Host>) -> Self {
-        let token = addr.core().stop_token();
         Context {
             addr,
             host,
             children: Vec::new(),
-            token,
             tasks: Tasks::default(),
             exits: Exits::default(),
             phase: Phase::Idle,
@@ -112,13 +108,13 @@ impl<A: Service> Context<A> {
 
     /// Whether the service was told to stop (or crashed). Background loops check it.
     pub fn should_stop(&self) -> bool {
-        self.token.is_cancelled()
+        self.core().is_stopping()
     }
 
     /// A cloneable handle on this run's stop signal, for background tasks: the same sleeps
     /// and waits as the context.
     pub fn stop_signal(&self) -> StopSignal {
-        StopSignal::new(self.token.clone())
+        StopSignal::new(self.core().stop_token())
     }
 
     /// Sleeps for `duration` (a [`Duration`] or a [`Seconds`](crate::Seconds)), or less if
@@ -371,7 +367,7 @@ impl<A: Service> Context<A> {
         let owner = self.addr.downgrade();
         let task_name = name.clone();
         let label = self.core().label.arc();
-        let run = self.token.clone();
+        let run = self.core().stop_token();
         let registered = name.clone();
         let wrapped = async move {
             // Drops off the service's list of running tasks however the task ends (done,

@@ -62,6 +62,11 @@ impl Exits {
         self.stack.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether nothing is on the stack.
+    pub(crate) fn is_empty(&mut self) -> bool {
+        self.stack().is_empty()
+    }
+
     pub(crate) fn push(&mut self, exit: Exit) {
         self.stack().push(exit);
     }

@@ -126,6 +126,16 @@ impl<A: Service> Launch<A> {
     /// Reports the new service to `host`, then runs its task: on the host's runtime, or on its
     /// own thread. The host counts the task until it ends.
     pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
+        self.spawn_with(host, None)
+    }
+
+    /// [`spawn`](Self::spawn), the task starting the service at once and answering on `reply`
+    /// (no trip through the control lane).
+    pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) {
+        self.spawn_with(host, Some(Control::Start { reply: Some(reply) }))
+    }
+
+    fn spawn_with(self, host: &Arc<dyn Host>, first: Option<Control>) {
         let Launch {
             actor,
             addr,
@@ -156,7 +166,7 @@ impl<A: Service> Launch<A> {
             held_stops: Vec::new(),
             own_thread,
         };
-        let fut = CURRENT_ACTOR.scope(id, runner.run()).instrument(span);
+        let fut = CURRENT_ACTOR.scope(id, runner.run(first)).instrument(span);
         if own_thread {
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {
@@ -212,20 +222,33 @@ struct Runner<A: Service> {
     own_thread: bool,
 }
 
-/// `fut` bounded by `timeout`; `None` if it ran out. The timer (and its clock read) is armed
-/// only if `fut` does not finish on its first poll, which most hooks do.
+/// `fut` bounded by `timeout`; `None` if it ran out. The timer (and its clock read) is armed,
+/// and allocated, only if `fut` does not finish on its first poll, which most hooks do: the
+/// caller's future holds no timer.
 async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
-    if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
-        return Some(out);
-    }
-    tokio::time::timeout(timeout, fut).await.ok()
+    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+/// Awaits `fut` from a box: the caller's future keeps a pointer, not `fut`'s state. For the
+/// rare, large steps of a sequence (children, tasks, clean-ups), so that the usual control
+/// step stays small and cheap to allocate.
+async fn boxed<F: std::future::Future>(fut: F) -> F::Output {
+    Box::pin(fut).await
 }
 
 impl<A: Service> Runner<A> {
-    /// Runs the actor to its end; returns the answers it still owes (sent by the caller once
-    /// the actor is completely gone).
-    async fn run(mut self) -> Answers {
+    /// Runs the actor to its end, acting on `first` before anything on its lanes; returns the
+    /// answers it still owes (sent by the caller once the actor is completely gone).
+    async fn run(mut self, mut first: Option<Control>) -> Answers {
         if let Err(reason) = self.init_instance(false) {
             // A service that cannot even initialise is crashed before its first start.
             self.cell.core.record_crash(reason);
@@ -238,7 +261,9 @@ impl<A: Service> Runner<A> {
             self.set_state(ServiceState::Crashed);
         }
         let answer = loop {
-            let ctrl = if self.ctx.phase == Phase::Running {
+            let ctrl = if let Some(ctrl) = first.take() {
+                ctrl
+            } else if self.ctx.phase == Phase::Running {
                 self.serve().await
             } else {
                 self.next_control().await

@@ -11,7 +11,7 @@ use super::super::host::Event;
 use super::super::mailbox::{Control, Notice, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Runner, hooks};
+use super::{Runner, boxed, hooks};
 
 impl<A: Service> Runner<A> {
     /// `on_init` on the current instance, or a fresh instance from the factory.
@@ -63,7 +63,7 @@ impl<A: Service> Runner<A> {
 
     async fn start_sequence(&mut self) -> Result<(), Error> {
         let core = &self.cell.core;
-        self.ctx.token = core.renew_stop_token();
+        core.renew_stop_token();
         self.set_state(ServiceState::Starting);
         self.ctx.phase = Phase::Starting;
 
@@ -85,7 +85,9 @@ impl<A: Service> Runner<A> {
         self.ctx.tasks.launch_pending(&self.cell.core);
         self.ctx.phase = Phase::Running;
 
-        if let Err(reason) = self.start_children().await {
+        if !self.ctx.children.is_empty()
+            && let Err(reason) = boxed(self.start_children()).await
+        {
             return Err(self.fail_start(reason, true).await);
         }
         self.ctx.log().mundane("Started");
@@ -172,14 +174,16 @@ impl<A: Service> Runner<A> {
         if let Err(reason) = self.run_stop_hook::<hooks::OnStop>().await {
             self.report_stop_failure(reason, &mut first);
         }
-        self.stop_children(terminate_children, cause, &mut first)
-            .await;
+        if !self.ctx.children.is_empty() {
+            boxed(self.stop_children(terminate_children, cause, &mut first)).await;
+        }
 
         // With `wait_for_shutdown`, the background tasks (told to stop already) get until the
         // flag to finish their work, since the flag is how they say they are done; Mode's
         // cancellation lets a task clean up the same way. Then they are cancelled.
         if self.cell.core.settings.wait_for_shutdown {
-            let waited = tokio::time::timeout(timeout, self.cell.core.wait_shutdown_flag()).await;
+            let flag = self.cell.core.wait_shutdown_flag();
+            let waited = boxed(tokio::time::timeout(timeout, flag)).await;
             if waited.is_err() {
                 self.ctx.log().warn(format_args!(
                     "Gave up waiting for the shutdown flag after {timeout:?}"
@@ -189,8 +193,8 @@ impl<A: Service> Runner<A> {
         self.ctx.tasks.cancel_all();
         self.ctx.log().mundane("Stopped");
 
-        let stuck = self.ctx.tasks.join_all(timeout).await;
-        let late = self.ctx.exits.close(timeout).await;
+        let stuck = self.join_tasks().await;
+        let late = self.close_exits().await;
         if late > 0 {
             self.ctx.log().warn(format_args!(
                 "{late} async context clean-up(s) did not finish within {timeout:?}"
@@ -259,10 +263,28 @@ impl<A: Service> Runner<A> {
     /// Cancels and joins the background tasks and closes the exit stack, each bounded by the
     /// shutdown timeout.
     async fn end_tasks(&mut self) {
-        let timeout = self.cell.core.settings.shutdown_timeout;
         self.ctx.tasks.cancel_all();
-        self.ctx.tasks.join_all(timeout).await;
-        self.ctx.exits.close(timeout).await;
+        self.join_tasks().await;
+        self.close_exits().await;
+    }
+
+    /// Joins the (cancelled) background tasks, bounded by the shutdown timeout; the names of
+    /// those still running after it.
+    async fn join_tasks(&mut self) -> Vec<Arc<str>> {
+        if self.ctx.tasks.len() == 0 {
+            return Vec::new();
+        }
+        let timeout = self.cell.core.settings.shutdown_timeout;
+        boxed(self.ctx.tasks.join_all(timeout)).await
+    }
+
+    /// Closes the exit stack, bounded by the shutdown timeout; how many clean-ups were late.
+    async fn close_exits(&mut self) -> usize {
+        if self.ctx.exits.is_empty() {
+            return 0;
+        }
+        let timeout = self.cell.core.settings.shutdown_timeout;
+        boxed(self.ctx.exits.close(timeout)).await
     }
 
     fn report_stop_failure(&self, reason: CrashReason, first: &mut Option<Error>) {
@@ -290,8 +312,13 @@ impl<A: Service> Runner<A> {
     /// Ends the actor for good: children first, then the mailbox is closed and drained.
     pub(super) async fn terminate(&mut self) {
         let children: Vec<ServiceRef> = std::mem::take(&mut self.ctx.children);
-        for child in children.iter().rev() {
-            let _ = child.stop().await;
+        if !children.is_empty() {
+            boxed(async {
+                for child in children.iter().rev() {
+                    let _ = child.stop().await;
+                }
+            })
+            .await;
         }
         self.end_tasks().await;
 
