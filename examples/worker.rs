@@ -8,6 +8,10 @@
 //! MODO_EXAMPLE_BLOCK_MS=1000 MODO_EXAMPLE_BLOCKING_TIMEOUT_MS=200 \
 //!     cargo run --example worker              # blocks the runtime: the detector warns
 //! MODO_EXAMPLE_ONESHOT=1 cargo run --example worker   # daemon(false): stops once started
+//! MODO_EXAMPLE_BATCH=1 cargo run --example worker     # the App stops itself when done:
+//!                                              # the Worker ends by itself, exit code 0
+//! MODO_EXAMPLE_CHILD_PANIC=1 cargo run --example worker  # an unsupervised Webserver panics:
+//!                                              # the crash escalates, exit code 1
 //! MODO_EXAMPLE_QUIET=1 MODO_EXAMPLE_LOGFILE=worker.log cargo run --example worker
 //!                                              # logs to the file only
 //! MODO_EXAMPLE_SLOW_STOP_MS=5000 cargo run --example worker  # a slow stop: Ctrl-C twice
@@ -40,6 +44,8 @@ struct App {
     crash: bool,
     /// Block every runtime thread this long after starting (`MODO_EXAMPLE_BLOCK_MS`).
     block: Option<Duration>,
+    /// Stop itself once started, its work done (`MODO_EXAMPLE_BATCH`).
+    batch: bool,
 }
 
 impl Service for App {
@@ -52,6 +58,7 @@ impl Service for App {
             Webserver {
                 port: self.port,
                 slow_stop: env_ms("MODO_EXAMPLE_SLOW_STOP_MS"),
+                panic: std::env::var_os("MODO_EXAMPLE_CHILD_PANIC").is_some(),
             }
             .into(),
         ]
@@ -78,6 +85,10 @@ impl Service for App {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 me.crash(CrashReason::msg("deliberate crash (MODO_EXAMPLE_CRASH)"));
             });
+        }
+        if self.batch {
+            ctx.log().info("Batch done: stopping");
+            ctx.stop();
         }
         if let Some(block) = self.block {
             ctx.spawn_named("block", async move {
@@ -114,12 +125,31 @@ struct Webserver {
     port: u16,
     /// Take this long to close (`MODO_EXAMPLE_SLOW_STOP_MS`).
     slow_stop: Option<Duration>,
+    /// A request handler panics soon after the start (`MODO_EXAMPLE_CHILD_PANIC`).
+    panic: bool,
+}
+
+/// A request the Webserver cannot handle.
+struct BadRequest;
+
+impl Handler<BadRequest> for Webserver {
+    type Reply = ();
+    async fn handle(&mut self, _: BadRequest, _ctx: &mut Context<Self>) {
+        panic!("bad request (MODO_EXAMPLE_CHILD_PANIC)");
+    }
 }
 
 impl Service for Webserver {
     async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
         ctx.log()
             .info(format_args!("Serving on port {}", self.port));
+        if self.panic {
+            let me = ctx.myself().clone();
+            ctx.spawn_named("bad client", async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let _ = me.tell(BadRequest).await;
+            });
+        }
         Ok(())
     }
 
@@ -143,6 +173,7 @@ fn main() -> std::process::ExitCode {
         cache: None,
         crash: std::env::var_os("MODO_EXAMPLE_CRASH").is_some(),
         block: env_ms("MODO_EXAMPLE_BLOCK_MS"),
+        batch: std::env::var_os("MODO_EXAMPLE_BATCH").is_some(),
     };
     let mut worker = Worker::new(app)
         .quiet(std::env::var_os("MODO_EXAMPLE_QUIET").is_some())

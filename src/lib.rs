@@ -93,9 +93,9 @@ pub mod worker;
 
 pub use actor::{
     Addr, BoxError, ChildAction, Context, CrashReason, DEFAULT_MAILBOX_CAPACITY,
-    DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Error, Handler, Hook, HookResult, IntoServiceSpec,
-    Lifecycle, SendError, Service, ServiceRef, ServiceSpec, ServiceState, SharedError, TaskOutput,
-    TrySendError, WeakAddr,
+    DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Down, DownReason, Error, Handler, Hook, HookResult,
+    IntoServiceSpec, Lifecycle, SendError, Service, ServiceRef, ServiceSpec, ServiceState,
+    SharedError, TaskOutput, TrySendError, WatchId, WeakAddr,
 };
 pub use awaitable::{FutureService, from_future};
 pub use diag::Diag;

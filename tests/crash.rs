@@ -712,7 +712,7 @@ async fn a_child_panicking_in_on_start_fails_the_parent_spawn() {
 // ----- crashed children ------------------------------------------------------------------
 
 #[tokio::test]
-async fn a_crashed_child_is_removed_by_default_and_the_parent_goes_on() {
+async fn a_parent_that_removes_its_crashed_child_goes_on() {
     let journal = Journal::new();
     let system = System::new();
     let worker = Worker::default();

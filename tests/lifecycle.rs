@@ -478,3 +478,28 @@ async fn a_restart_skips_a_child_stopped_for_good_whose_exit_notice_is_still_que
     assert_eq!(children, vec![a.id()]);
     system.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn ended_services_never_start_again_as_the_state_diagram_says() {
+    // A crashed root ends: it is not restarted, and neither is a service stopped for good.
+    let journal = Journal::new();
+    let system = System::new();
+    let root = system.spawn(Probe::new("root", &journal)).await.unwrap();
+    root.crash("down");
+    root.wait_until_stopped().await;
+    assert_eq!(root.state(), ServiceState::Crashed);
+    assert!(root.is_terminated());
+    assert!(matches!(root.restart().await, Err(Error::Crashed { .. })));
+    assert!(matches!(root.start().await, Err(Error::Crashed { .. })));
+
+    let stopped = system.spawn(Probe::new("stopped", &journal)).await.unwrap();
+    stopped.stop().await.unwrap();
+    assert_eq!(stopped.state(), ServiceState::Shutdown);
+    assert!(stopped.is_terminated());
+    assert!(matches!(stopped.start().await, Err(Error::Stopped { .. })));
+    assert!(matches!(
+        stopped.restart().await,
+        Err(Error::Stopped { .. })
+    ));
+    system.shutdown().await.unwrap();
+}

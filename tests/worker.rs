@@ -315,6 +315,34 @@ fn a_crashing_root_service_exits_1_with_the_reason() {
 }
 
 #[test]
+fn an_unsupervised_child_panic_escalates_to_the_worker_and_exits_1() {
+    let mut p = Program::start(&[("MODO_EXAMPLE_CHILD_PANIC", "1")]);
+    let status = p.wait_exit();
+    assert_eq!(status.code(), Some(1), "output:\n{}", p.transcript());
+    p.assert_in_order(&[
+        "[^Worker]: Started",
+        "[^--Webserver]: Crashed: panicked in handler of BadRequest",
+        "[^-App]: Crashed: child Webserver crashed: panicked in handler of BadRequest",
+        "[^Worker]: Shutdown complete",
+        "modo: the Worker failed: service Worker crashed: child App crashed: child Webserver \
+         crashed: panicked in handler of BadRequest: bad request (MODO_EXAMPLE_CHILD_PANIC)",
+    ]);
+}
+
+#[test]
+fn a_batch_program_ends_by_itself_with_exit_0() {
+    let mut p = Program::start(&[("MODO_EXAMPLE_BATCH", "1")]);
+    assert_eq!(p.wait_exit().code(), Some(0), "output:\n{}", p.transcript());
+    p.assert_in_order(&[
+        "[^-App]: Batch done: stopping",
+        "[^-App]: Shutdown complete",
+        "[^Worker]: Every service has stopped: the Worker is done",
+        "[^Worker]: Shutdown complete",
+    ]);
+    assert_eq!(p.count("Stopping on signal received"), 0);
+}
+
+#[test]
 fn a_second_sigint_during_the_stop_exits_130_at_once() {
     let mut p = Program::start(&[("MODO_EXAMPLE_SLOW_STOP_MS", "20000")]);
     p.wait_for("[^Worker]: Started");
@@ -450,6 +478,29 @@ mod in_process {
             panic!("{exit:?}")
         };
         assert!(e.to_string().contains("no database"), "{e}");
+    }
+
+    /// Does its work in `on_started`, then stops itself.
+    struct Batch;
+    impl Service for Batch {
+        async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
+            ctx.stop();
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_daemon_worker_ends_with_its_last_service() {
+        let exit = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            Worker::with_services(vec![Batch.into(), Batch.into()])
+                .override_logging(false)
+                .handle_signals(false)
+                .run(),
+        )
+        .await
+        .expect("the Worker ends by itself");
+        assert_eq!(exit.code(), 0, "{exit:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

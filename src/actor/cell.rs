@@ -28,6 +28,7 @@ use super::host::Host;
 use super::mailbox::{Control, ControlLane, Reply, UserLane};
 use super::service::Service;
 use super::state::ServiceState;
+use super::watch::Watchers;
 
 tokio::task_local! {
     /// The id of the actor whose task is running, so a handle can refuse to await itself.
@@ -80,6 +81,8 @@ pub(crate) struct Core {
     dead_letters: AtomicU64,
     /// Names of the background tasks running now, for dumps (see `ServiceRef::task_names`).
     tasks: Mutex<Vec<Arc<str>>>,
+    /// Who watches this service (see `watch.rs`).
+    pub(crate) watchers: Watchers,
 }
 
 /// Locks a mutex, ignoring poisoning: the data behind these locks is always left consistent.
@@ -135,6 +138,7 @@ impl Core {
             shutdown_notify: Notify::new(),
             dead_letters: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
+            watchers: Watchers::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -16,16 +16,18 @@ use crate::time::Timer;
 use crate::wait::{StopSignal, Ticks, WaitError};
 
 use super::addr::{Addr, ServiceRef};
+use super::cell::AnyCell;
 use super::cell::Core;
 use super::error::{BoxError, CrashReason, Error};
 use super::handler::Handler;
 use super::host::Host;
 use super::log::Log;
-use super::mailbox::{Control, Stop};
+use super::mailbox::{Control, Notice, Stop};
 use super::runner::{self, Parent};
 use super::service::Service;
 use super::spec::IntoServiceSpec;
 use super::tasks::{Exit, Exits, Listed, TaskOutput, Tasks};
+use super::watch::{Down, DownReason, WatchId};
 
 /// Where the service is in its own lifecycle, as the context sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct Context<A: Service> {
     addr: Addr<A>,
     host: Arc<dyn Host>,
     pub(crate) children: Vec<ServiceRef>,
+    /// The services this one watches, to end the watches with it.
+    pub(crate) watching: Vec<(WatchId, Weak<dyn AnyCell>)>,
     pub(crate) tasks: Tasks,
     pub(crate) exits: Exits,
     pub(crate) phase: Phase,
@@ -66,6 +70,7 @@ impl<A: Service> Context<A> {
             addr,
             host,
             children: Vec::new(),
+            watching: Vec::new(),
             tasks: Tasks::default(),
             exits: Exits::default(),
             phase: Phase::Idle,
@@ -308,6 +313,95 @@ impl<A: Service> Context<A> {
             return Err(e);
         }
         Ok(addr)
+    }
+
+    /// Watches `service` (any service, not only a child): when it stops for good or crashes,
+    /// this service hears it once, in [`Service::on_down`], with the reason. Watching a
+    /// service that has already stopped or crashed fires at once. The watch ends when it
+    /// fires, when it is cancelled with [`unwatch`](Self::unwatch), or when this service ends.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    /// use modo::{Down, DownReason};
+    ///
+    /// struct Member;
+    /// impl Service for Member {}
+    ///
+    /// #[derive(Default)]
+    /// struct Room { left: Vec<String> }
+    /// impl Service for Room {
+    ///     async fn on_down(&mut self, down: Down, _ctx: &mut Context<Self>) -> HookResult {
+    ///         self.left.push(down.to_string());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// struct Join(ServiceRef);
+    /// impl Handler<Join> for Room {
+    ///     type Reply = ();
+    ///     async fn handle(&mut self, Join(member): Join, ctx: &mut Context<Self>) {
+    ///         ctx.watch(&member);
+    ///     }
+    /// }
+    /// struct Left;
+    /// impl Handler<Left> for Room {
+    ///     type Reply = Vec<String>;
+    ///     async fn handle(&mut self, _: Left, _ctx: &mut Context<Self>) -> Vec<String> {
+    ///         self.left.clone()
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let room = system.spawn(Room::default()).await?;
+    /// let member = system.spawn(Member).await?;
+    /// room.ask(Join(member.service_ref())).await?;
+    /// member.stop().await?;
+    /// assert_eq!(room.ask(Left).await?, ["Member stopped"]);
+    /// # system.shutdown().await }
+    /// ```
+    pub fn watch(&mut self, service: &ServiceRef) -> WatchId {
+        let id = WatchId::new();
+        let me: Weak<dyn AnyCell> = self.addr.service_ref().downgrade_cell();
+        if service.core().watchers.add(id, me) {
+            self.watching.push((id, service.downgrade_cell()));
+        } else {
+            // Already down: hear it at once (after the current hook or handler).
+            let reason = match service.crash_reason() {
+                Some(reason) => DownReason::Crashed(reason),
+                None => DownReason::Stopped,
+            };
+            let down = Down {
+                watch: id,
+                service: service.clone(),
+                reason,
+            };
+            let _ = self
+                .core()
+                .control
+                .send(Control::Notice(Notice::Down(Box::new(down))));
+        }
+        id
+    }
+
+    /// Cancels a watch: it will not fire. Does nothing for a watch that has fired.
+    pub fn unwatch(&mut self, watch: WatchId) {
+        if let Some(i) = self.watching.iter().position(|(id, _)| *id == watch) {
+            let (id, target) = self.watching.swap_remove(i);
+            if let Some(target) = target.upgrade() {
+                target.core().watchers.remove(id);
+            }
+        }
+    }
+
+    /// Ends every watch this service holds (it is ending).
+    pub(crate) fn unwatch_all(&mut self) {
+        for (id, target) in self.watching.drain(..) {
+            if let Some(target) = target.upgrade() {
+                target.core().watchers.remove(id);
+            }
+        }
     }
 
     /// Makes this service decide what happens to its `child` when the child, running, is

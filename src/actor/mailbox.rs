@@ -39,6 +39,7 @@ use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use super::error::{CrashReason, Error};
+use super::watch::Down;
 
 /// Default capacity of a service's user lane.
 ///
@@ -138,6 +139,8 @@ pub(crate) enum Notice {
     },
     /// A running child was stopped (not by its parent) and waits for its parent's decision.
     Stopped { child: Uuid, run: u32 },
+    /// A service this one watches is down.
+    Down(Box<Down>),
 }
 
 impl Control {

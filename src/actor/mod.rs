@@ -22,6 +22,7 @@
 //! | `state.rs` | [`ServiceState`] |
 //! | `error.rs` | [`Error`], [`SendError`], [`TrySendError`], [`CrashReason`], [`Hook`] |
 //! | `host.rs` | what the kernel asks of its host, and the graph events it reports |
+//! | `watch.rs` | watching any service: [`Down`], [`WatchId`] |
 //! | `log.rs` | the `[^--Label]` logger and the span of an actor's task |
 //! | `runner/` | the actor's task: build and launch, the serve loop, control, children, the sequences |
 
@@ -38,6 +39,7 @@ pub(crate) mod service;
 pub(crate) mod spec;
 pub(crate) mod state;
 pub(crate) mod tasks;
+pub(crate) mod watch;
 
 pub use addr::{Addr, ServiceRef, WeakAddr};
 pub use context::Context;
@@ -50,3 +52,4 @@ pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;
 pub use tasks::TaskOutput;
+pub use watch::{Down, DownReason, WatchId};

@@ -11,6 +11,7 @@ use super::context::Context;
 use super::error::{CrashReason, HookResult};
 use super::mailbox::DEFAULT_MAILBOX_CAPACITY;
 use super::spec::Dependency;
+use super::watch::Down;
 
 /// Default bound on the stop sequence's waits (Mode's `shutdown_timeout`): 60 seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -134,8 +135,12 @@ pub trait Service: Sized + Send + 'static {
     /// A child crashed: it has run its stop hooks and waits for this decision. Runs on this
     /// service's task, as a control message, in the same scheduling round as the crash.
     ///
-    /// Default: [`ChildAction::Remove`] (the child stops for good and is dropped, this service
-    /// goes on). Supervisors decide by their strategy.
+    /// Default: [`ChildAction::Escalate`]: a crash nobody handles is not lost. This service
+    /// crashes too, with a reason naming the child ([`CrashReason::Child`]), and so on up the
+    /// tree to a supervisor (which applies its strategy) or to the root (a crashed root ends;
+    /// under a [`Worker`](crate::Worker) the program exits with code 1 and prints the reason),
+    /// as in Mode and OTP. Return [`ChildAction::Remove`], `Restart` or `Keep` to choose
+    /// otherwise. Supervisors decide by their strategy.
     fn on_child_crashed(
         &mut self,
         child: &ServiceRef,
@@ -143,7 +148,7 @@ pub trait Service: Sized + Send + 'static {
         ctx: &mut Context<Self>,
     ) -> impl Future<Output = ChildAction> + Send {
         let _ = (child, reason, ctx);
-        async { ChildAction::Remove }
+        async { ChildAction::Escalate }
     }
 
     /// A running child whose stops this service decides
@@ -160,6 +165,18 @@ pub trait Service: Sized + Send + 'static {
     ) -> impl Future<Output = ChildAction> + Send {
         let _ = (child, ctx);
         async { ChildAction::Remove }
+    }
+
+    /// A service this one watches ([`Context::watch`](crate::Context::watch)) stopped for good
+    /// or crashed. Runs on this service's task, as a control message. Default: nothing. An
+    /// `Err` or a panic crashes this service.
+    fn on_down(
+        &mut self,
+        down: Down,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = HookResult> + Send {
+        let _ = (down, ctx);
+        async { Ok(()) }
     }
 
     /// The label used in graphs and errors. Default: the type's name without its path.

@@ -8,11 +8,20 @@ use std::fmt;
 /// `"crashed"`), plus `"starting"` for the start sequence, which Mode reports as `"running"`.
 ///
 /// ```text
-///  Init ──start──▶ Starting ──ok──▶ Running ──stop──▶ Stopping ──▶ Shutdown
-///                     │                │ crash                        │ start / restart
-///                     └──fail──▶ Crashed ◀┘                           ▼
-///                                   └──────restart──────────▶ Starting ...
+///  Init ─start─▶ Starting ─ok─▶ Running ─stop for good─▶ Stopping ─▶ Shutdown (ended)
+///                   │            │   │
+///                   │            │   └─restart─▶ Stopping ─▶ Starting ─▶ Running ...
+///                   │            │ crash / panic
+///                   └─fail─▶ Crashed ◀┘
+///                              ├─ a root: ended (its mailbox is closed; it never restarts)
+///                              └─ a child: its parent decides:
+///                                   restart ─▶ Starting ...   remove ─▶ ended
+///
+///  A child stopped by its parent's restart: Stopping ─▶ Shutdown ─▶ Starting (with the parent).
 /// ```
+///
+/// "Ended" is [`ServiceRef::is_terminated`](crate::ServiceRef::is_terminated): the mailbox is
+/// closed, sends fail, and `start` or `restart` returns an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServiceState {

@@ -7,8 +7,10 @@
 //! listens to OS signals, watches the runtime for blocking code, and turns the outcome into
 //! an exit code.
 //!
-//! A root service that stops on its own is removed from the tree and the Worker goes on
-//! running (as Mode's does) until a signal stops it.
+//! A service given to the Worker that stops on its own leaves the tree; once every one of them
+//! has stopped for good, the Worker stops too and the program ends with code 0 (Mode's Worker
+//! would run on, empty, until a signal). A crash that no supervisor handles reaches the Worker,
+//! which fails the program with code 1.
 //!
 //! # Signals (unix)
 //! - SIGINT (Ctrl-C) and SIGTERM start a graceful stop of the whole tree
@@ -24,7 +26,8 @@
 //! Off unix, Ctrl-C alone stops the Worker (and a second one exits at once).
 //!
 //! # Exit codes ([`Worker::execute_from_commandline`])
-//! - 0: the tree stopped cleanly (after a signal, or at once with `daemon(false)`).
+//! - 0: the tree stopped cleanly: every service stopped by itself, or a signal stopped the
+//!   tree, or (with `daemon(false)`) it was stopped as soon as it had started.
 //! - 1 ([`EXIT_FAILURE`]): a root service crashed (the crash reaches the Worker, which crashes
 //!   and stops the rest of the tree), a hook failed while starting or stopping, or the System
 //!   was failed ([`System::fail`]); the reason is printed to stderr.
@@ -64,7 +67,8 @@ use tracing::Level;
 use crate::logging::{LogConfig, LogInitError};
 use crate::registry::{Graph, Node};
 use crate::{
-    Addr, ChildAction, Context, CrashReason, Dependency, Error, Service, ServiceRef, System,
+    Addr, ChildAction, Context, CrashReason, Dependency, Down, DownReason, Error, HookResult,
+    Service, ServiceRef, System,
 };
 
 use blocking::BlockingDetector;
@@ -192,8 +196,10 @@ impl Worker {
         self
     }
 
-    /// `true` (the default): run until a signal (or a crash) stops the Worker. `false`: run
-    /// to completion, stopping as soon as the services have started.
+    /// `true` (the default): run until the services have all stopped for good (a batch
+    /// program ends by itself, with exit code 0), a signal stops the Worker, or a crash fails
+    /// it. `false` (Mode's `daemon=False`): stop the tree as soon as it has started, for a
+    /// program whose work is done in its services' start hooks.
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
@@ -249,7 +255,11 @@ impl Worker {
             None
         };
         let system = System::new();
-        let exit = serve(&system, &mut signals, Root { services }, daemon).await;
+        let root = Root {
+            services,
+            running: 0,
+        };
+        let exit = serve(&system, &mut signals, root, daemon).await;
         if let Some(detector) = detector {
             detector.stop();
         }
@@ -425,9 +435,12 @@ fn render_tree(graph: &Graph) -> String {
     out
 }
 
-/// The Worker as a service: the root of the tree, its services as children.
+/// The Worker as a service: the root of the tree, its services as children. It watches them,
+/// and stops once every one of them has stopped for good: a batch program ends by itself.
 struct Root {
     services: Vec<Dependency>,
+    /// Children not yet stopped for good.
+    running: usize,
 }
 
 impl Service for Root {
@@ -437,6 +450,28 @@ impl Service for Root {
 
     fn dependencies(&mut self) -> Vec<Dependency> {
         std::mem::take(&mut self.services)
+    }
+
+    async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        let children = ctx.children().to_vec();
+        self.running = children.len();
+        for child in &children {
+            ctx.watch(child);
+        }
+        Ok(())
+    }
+
+    async fn on_down(&mut self, down: Down, ctx: &mut Context<Self>) -> HookResult {
+        // A crash is escalated (see `on_child_crashed`); a clean end is counted.
+        if let DownReason::Stopped = down.reason() {
+            self.running = self.running.saturating_sub(1);
+            if self.running == 0 {
+                ctx.log()
+                    .mundane("Every service has stopped: the Worker is done");
+                ctx.stop();
+            }
+        }
+        Ok(())
     }
 
     /// A crashed root service crashes the Worker: the rest of the tree stops and the program

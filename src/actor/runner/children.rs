@@ -11,6 +11,7 @@ use super::super::context::Phase;
 use super::super::error::CrashReason;
 use super::super::mailbox::Notice;
 use super::super::service::{ChildAction, Service};
+use super::super::watch::{Down, DownReason};
 use super::{Flow, Runner};
 
 impl<A: Service> Runner<A> {
@@ -35,7 +36,34 @@ impl<A: Service> Runner<A> {
                 }
                 _ => Flow::Continue,
             },
+            Notice::Down(down) => self.watched_down(*down).await,
         }
+    }
+
+    /// A service we watch is down: the watch is over; `on_down` hears it, if we are running.
+    async fn watched_down(&mut self, down: Down) -> Flow {
+        self.ctx.watching.retain(|(id, _)| *id != down.watch());
+        if !matches!(self.ctx.phase, Phase::Running | Phase::Starting) {
+            return Flow::Continue;
+        }
+        let heard = AssertUnwindSafe(self.actor.on_down(down, &mut self.ctx))
+            .catch_unwind()
+            .await;
+        match heard {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(e)) => self.crash(CrashReason::from(e)).await,
+            Err(panic) => self.crash(CrashReason::from_panic(panic, "on_down")).await,
+        }
+    }
+
+    /// Tells our watchers we are down (once: a later call finds no watchers).
+    pub(super) fn fire_down(&self) {
+        let core = &self.cell.core;
+        let reason = match core.crash_reason() {
+            Some(reason) => DownReason::Crashed(reason),
+            None => DownReason::Stopped,
+        };
+        core.watchers.fire(self.ctx.myself(), &reason);
     }
 
     /// The child `id`, if it is still one of ours and the notice about its run `run` is not

@@ -308,9 +308,13 @@ impl<A: Service> Runner<A> {
         }
     }
 
-    /// Publishes `s` to the handles (the registry reads states live).
+    /// Publishes `s` to the handles (the registry reads states live). A crash is heard by the
+    /// service's watchers.
     fn set_state(&self, s: ServiceState) {
         self.cell.core.publish_state(s);
+        if s == ServiceState::Crashed {
+            self.fire_down();
+        }
     }
 
     /// Reports a graph change to the host, unless this is one of the host's own services.

@@ -339,8 +339,10 @@ impl<A: Service> Runner<A> {
             }
             None => host.root_ended(core.id),
         }
+        self.ctx.unwatch_all();
         // Published last, so whoever sees the stopped state finds the mailbox closed, the name
-        // free, the host and the parent told.
+        // free, the host and the parent told; then the watchers hear it.
         self.settle();
+        self.fire_down();
     }
 }
