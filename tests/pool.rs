@@ -296,13 +296,21 @@ async fn least_loaded_avoids_the_longest_mailbox() {
 async fn least_loaded_shares_ties_evenly() {
     let system = System::new();
     let (pool, record) = spawn_pool(&system, 4, |b| b.routing(Routing::LeastLoaded)).await;
-    // All idle and nobody handles anything until the end: every send is a tie or one short.
+    // Every replica idle at every send (each send handled before the next): all ties, and
+    // the ties go round.
+    for n in 0..100 {
+        pool.tell(Item(n)).await.unwrap();
+        flush(&pool).await;
+        assert_eq!(pool.queued(), 0);
+    }
+    assert_eq!(record.counts(), [25; 4]);
+    // Nobody handles anything until the end: the shortest mailbox always takes the next.
     for n in 0..400 {
         pool.tell(Item(n)).await.unwrap();
     }
     assert_eq!(lens(&pool), [100; 4]);
     flush(&pool).await;
-    assert_eq!(record.counts(), [100; 4]);
+    assert_eq!(record.counts(), [125; 4]);
     system.shutdown().await.unwrap();
 }
 
@@ -461,6 +469,58 @@ async fn a_replica_stopped_for_good_is_skipped_and_moves_only_its_keys() {
     assert!(pool.ask(Which).await.unwrap_err().is_stopped());
     assert!(pool.tell_keyed(&1u8, Item(9)).await.is_err());
     assert!(pool.index_for_key(&1u8).is_none());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tell_is_lost_while_replicas_go_away() {
+    let system = System::new();
+    let (pool, record) = spawn_pool(&system, 4, |b| b.strategy(Strategy::ForfeitOneForOne)).await;
+    let producers: Vec<_> = (0..4u64)
+        .map(|p| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut refused = 0u64;
+                for n in 0..2_000 {
+                    let value = p * 2_000 + n;
+                    if let Err(e) = pool.tell(Item(value)).await {
+                        assert_eq!(e.into_inner().0, value, "the message comes back");
+                        assert_eq!(pool.live(), 0, "refused while a replica was left");
+                        refused += 1;
+                    }
+                    if n % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    // Meanwhile the replicas go away one by one, for good.
+    let killer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            for r in pool.replicas() {
+                tokio::task::yield_now().await;
+                r.tell(Poison).await.unwrap();
+                r.wait_until(|r| r.is_terminated()).await;
+            }
+        })
+    };
+    let mut refused = 0;
+    for p in producers {
+        refused += within(p).await.unwrap();
+    }
+    within(killer).await.unwrap();
+    // Every replica has stopped for good, so each message is settled: handled, handed back
+    // to its sender, or counted as a dead letter when its replica stopped. None vanished,
+    // none was handled twice.
+    let handled: Vec<u64> = record.all().into_iter().flatten().collect();
+    let unique: BTreeSet<u64> = handled.iter().copied().collect();
+    assert_eq!(unique.len(), handled.len());
+    let dead: u64 = pool.replicas().iter().map(|r| r.dead_letters()).sum();
+    assert_eq!(handled.len() as u64 + refused + dead, 8_000);
+    assert_eq!(pool.live(), 0);
     system.shutdown().await.unwrap();
 }
 

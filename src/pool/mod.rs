@@ -29,6 +29,7 @@
 //!     }
 //! }
 //!
+//! #[derive(Clone)]
 //! struct Resize(u32);
 //! impl Handler<Resize> for Resizer {
 //!     type Reply = u32;
