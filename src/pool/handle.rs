@@ -231,9 +231,10 @@ impl<A: Service> Pool<A> {
     // ----- unkeyed sends ---------------------------------------------------------------------
 
     /// Queues `msg` on the replica the pool's [`Routing`] picks, waiting only for room in its
-    /// mailbox. A replica that has crashed and waits for its restart keeps its mailbox, so a
-    /// message queued there is handled after the restart; a replica that turns out to have
-    /// stopped for good is skipped and the next one tried.
+    /// mailbox. Running replicas are preferred; when none is running (all restarting), the
+    /// message is queued on one anyway and handled after its restart, since a restart keeps
+    /// the mailbox. A replica that turns out to have stopped for good is skipped and the next
+    /// one tried.
     ///
     /// # Errors
     /// [`SendError`] with the message inside (labelled with the pool) when every replica has
