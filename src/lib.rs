@@ -95,8 +95,8 @@ pub mod worker;
 pub use actor::{
     Addr, BoxError, ChildAction, Context, CrashReason, DEFAULT_MAILBOX_CAPACITY,
     DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Down, DownReason, Error, Handler, Hook, HookResult,
-    IntoServiceSpec, Lifecycle, SendError, Service, ServiceRef, ServiceSpec, ServiceState,
-    SharedError, TaskOutput, TrySendError, WatchId, WeakAddr,
+    IntoServiceSpec, Lifecycle, Recipient, ReplyTo, SendError, Service, ServiceRef, ServiceSpec,
+    ServiceState, SharedError, TaskOutput, TrySendError, WatchId, WeakAddr,
 };
 pub use awaitable::{FutureService, from_future};
 pub use diag::Diag;
@@ -112,6 +112,10 @@ pub use system::{DeadLetterCount, DeadLetters, System};
 pub use time::{Rate, RateLimiter, Seconds, SecondsError, TokenBucket};
 pub use wait::{StopSignal, Ticks, WaitError};
 pub use worker::Worker;
+
+/// The log level type services and the Worker take (re-exported from `tracing`, so a program
+/// needs no direct dependency on it).
+pub use tracing::Level;
 
 /// What `use modo::prelude::*;` brings in: the types every service touches.
 pub mod prelude {

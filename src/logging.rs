@@ -177,3 +177,42 @@ fn open(path: &Path) -> Result<std::fs::File, LogInitError> {
             source,
         })
 }
+
+/// Routes panics through the log: each panic becomes one `ERROR` line of target `modo`, prefixed
+/// with the label of the service whose task (or background task) panicked, instead of the
+/// default hook's message printed on top of the log. The backtrace follows on the next lines
+/// when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for it. Replaces the process's panic
+/// hook (see [`std::panic::set_hook`]); the [`Worker`](crate::Worker) installs it with
+/// [`Worker::log_panics`](crate::Worker::log_panics).
+///
+/// A panic in a service is still a crash of that service: this changes only how it is
+/// printed.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let prefix = crate::actor::cell::current_service()
+            .map(|s| format!("{}: ", s.core().prefix()))
+            .unwrap_or_default();
+        let backtrace = std::backtrace::Backtrace::capture();
+        if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
+            tracing::error!(target: "modo", "{prefix}panicked{at}: {message}\n{backtrace}");
+        } else {
+            tracing::error!(target: "modo", "{prefix}panicked{at}: {message}");
+        }
+    }));
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
+    }
+}

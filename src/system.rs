@@ -209,8 +209,7 @@ impl System {
     /// [`Error::WouldDeadlock`] when awaited from a service's own task (use
     /// [`request_shutdown`](Self::request_shutdown) there).
     pub async fn shutdown(&self) -> Result<(), Error> {
-        if let Ok(id) = CURRENT_ACTOR.try_with(|id| *id) {
-            let _ = id;
+        if CURRENT_ACTOR.try_with(|c| c.own_task).unwrap_or(false) {
             return Err(Error::WouldDeadlock {
                 label: Arc::from("System"),
                 op: "shutdown",
@@ -244,6 +243,15 @@ impl System {
                 }
                 inner.tracker.close();
                 inner.tracker.wait().await;
+                let unlogged = inner.dead_letters.unlogged();
+                if unlogged > 0 {
+                    tracing::info!(
+                        target: "modo",
+                        "{} undelivered message(s) in all, {unlogged} of them not logged \
+                         (messages left by clean stops, and past the first crashes)",
+                        inner.dead_letters.total.load(Ordering::Relaxed)
+                    );
+                }
                 let failure = inner.failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 match failure.or(first) {
                     Some(e) => Err(e),
@@ -301,8 +309,8 @@ impl Host for SystemInner {
         self.reporter.report(event);
     }
 
-    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64) {
-        self.dead_letters.record(id, label, n);
+    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64, crashed: bool) -> bool {
+        self.dead_letters.record(id, label, n, crashed)
     }
 
     fn claim_name(&self, name: &Arc<str>, service: &ServiceRef) -> Result<(), Error> {
@@ -421,15 +429,46 @@ impl std::hash::Hasher for UuidBits {
 pub(crate) struct DeadLetterBook {
     by_service: DashMap<Uuid, (Arc<str>, u64), IdHasher>,
     total: AtomicU64,
+    /// Dead-letter events logged so far (Akka's way: the first few, then only counted).
+    logged: AtomicU64,
+    /// Messages counted but not logged.
+    unlogged: AtomicU64,
 }
 
+/// How many dead-letter events are logged before the rest are only counted.
+const DEAD_LETTERS_LOGGED: u64 = 10;
+
 impl DeadLetterBook {
-    fn record(&self, id: Uuid, label: &Arc<str>, n: u64) {
+    /// Counts `n` dead letters of a service; whether to log them: the first
+    /// [`DEAD_LETTERS_LOGGED`] events of crashed services are, the rest only counted (with one
+    /// line saying so); those of a service that stopped cleanly never are.
+    fn record(&self, id: Uuid, label: &Arc<str>, n: u64, crashed: bool) -> bool {
         self.total.fetch_add(n, Ordering::Relaxed);
         self.by_service
             .entry(id)
             .or_insert_with(|| (label.clone(), 0))
             .1 += n;
+        if !crashed {
+            self.unlogged.fetch_add(n, Ordering::Relaxed);
+            return false;
+        }
+        let events = self.logged.fetch_add(1, Ordering::Relaxed);
+        if events < DEAD_LETTERS_LOGGED {
+            return true;
+        }
+        self.unlogged.fetch_add(n, Ordering::Relaxed);
+        if events == DEAD_LETTERS_LOGGED {
+            tracing::info!(
+                target: "modo",
+                "further dead letters are counted, not logged (System::dead_letters has them)"
+            );
+        }
+        false
+    }
+
+    /// Dead letters counted but not logged.
+    fn unlogged(&self) -> u64 {
+        self.unlogged.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> DeadLetters {

@@ -87,7 +87,7 @@ use std::time::Duration;
 
 use modo::prelude::*;
 use modo::supervisor::{Backoff, RestartPolicy};
-use modo::{DeadLetters, SendError, WeakAddr};
+use modo::{DeadLetters, WeakAddr};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -274,9 +274,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 // ----- the runtime's own events -------------------------------------------------------------
 
-/// What the runtime reported through `tracing` at WARN and above during one battery (the
-/// tests run one at a time): supervision decisions by kind, escalations past an intensity,
-/// and dead letters per service id (each warning carries its count).
+/// What the runtime reported through `tracing` during one battery (the tests run one at a
+/// time): supervision decisions by kind, escalations past an intensity (WARN and above), and
+/// dead letters per service id (each event carries its count in `modo_count`, whatever its
+/// level).
 #[derive(Debug, Default)]
 struct Events {
     supervision: BTreeMap<&'static str, u64>,
@@ -318,14 +319,14 @@ impl tracing::field::Visit for Fields {
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         match field.name() {
             "message" => self.message = format!("{value:?}"),
-            "id" => self.id = Some(format!("{value:?}")),
-            "child" => self.child = Some(format!("{value:?}")),
+            "modo_id" => self.id = Some(format!("{value:?}")),
+            "modo_child" => self.child = Some(format!("{value:?}")),
             _ => {}
         }
     }
 
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        if field.name() == "count" {
+        if field.name() == "modo_count" {
             self.count = Some(value);
         }
     }
@@ -365,7 +366,11 @@ fn count_events() {
     ONCE.call_once(|| {
         use tracing_subscriber::layer::SubscriberExt;
         let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::WARN)
+            // WARN and above, and the DEBUG events of the dead letters (only the first of
+            // them are logged at INFO; every one is an event).
+            .with(tracing_subscriber::filter::filter_fn(|m| {
+                *m.level() <= tracing::Level::WARN || m.target() == "modo"
+            }))
             .with(EventCounter);
         tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
     });
@@ -990,19 +995,17 @@ async fn build_tree(system: &System, rng: &mut Rng, journal: &Arc<Journal>, cfg:
 
 // ----- sending ------------------------------------------------------------------------------
 
-fn handed_back(e: SendError<Job>, key: Key) -> Outcome {
-    let (full, stopped) = (e.is_full(), e.is_stopped());
-    let mut job = e.into_inner();
+/// A message handed back: by a `tell` (it can only mean "stopped") or a `try_tell` (full or
+/// stopped).
+fn handed_back(mut job: Job, full: bool, key: Key) -> Outcome {
     job.guard.armed = false;
     if job.key != key {
         return Outcome::Untyped(format!("handed back {:?}, sent {key:?}", job.key));
     }
     if full {
         Outcome::Full
-    } else if stopped {
-        Outcome::HandedBack
     } else {
-        Outcome::Untyped("a SendError neither full nor stopped".into())
+        Outcome::HandedBack
     }
 }
 
@@ -1023,11 +1026,14 @@ async fn send(addr: &Addr<Worker>, kind: Kind, job: Job) -> Outcome {
         Kind::Tell => match bounded(addr.tell(job)).await {
             Err(_) => Outcome::Hung,
             Ok(Ok(())) => Outcome::Queued,
-            Ok(Err(e)) => handed_back(e, key),
+            Ok(Err(e)) => handed_back(e.into_inner(), false, key),
         },
         Kind::TryTell => match addr.try_tell(job) {
             Ok(()) => Outcome::Queued,
-            Err(e) => handed_back(e, key),
+            Err(e) => {
+                let full = e.is_full();
+                handed_back(e.into_inner(), full, key)
+            }
         },
         Kind::Ask => ask_outcome(bounded(addr.ask(job)).await),
     }

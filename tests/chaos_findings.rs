@@ -1,6 +1,6 @@
 //! What the chaos battery (tests/chaos.rs) found: each test is a minimal, deterministic
-//! reproduction of a promise it saw broken, named after that promise. They fail until modo is
-//! fixed; each doc comment gives the cause, found by reading the code.
+//! reproduction of a promise it saw broken, named after that promise. Each failed before its
+//! fix; each doc comment gives the cause, found by reading the code, and the fix.
 //!
 //! Each names, in its doc comment, seeds of tests/chaos.rs that hit it
 //! (`MODO_SEED=<n> cargo test --test chaos`).
@@ -49,7 +49,7 @@ const BOUND: Duration = Duration::from_secs(5);
 /// on to a handler here; on the paused clock a wait that never ends reaches it at once.
 const STOP_BOUND: Duration = Duration::from_secs(600);
 
-/// Promise: an `ask` resolves (and `OneForAll` restarts every other child). Broken: after a
+/// Promise: an `ask` resolves (and `OneForAll` restarts every other child). Was broken: after a
 /// one-for-all group restart meets a sibling that ended meanwhile, the siblings after it stay
 /// stopped for ever, mailbox open, and an ask to one of them never resolves.
 ///
@@ -64,6 +64,7 @@ const STOP_BOUND: Duration = Duration::from_secs(600);
 /// at once (its parent does not decide its stops), and its `Exited` notice waits behind the
 /// crash notice being handled, so it is still in the group. In the battery's paused variant,
 /// seeds 67, 82, 217 and 222 (108 and 123 with the third finding) of seeds 1 to 300.
+/// Fix: a child that ended is skipped, and the rest of the group is restarted.
 #[tokio::test(start_paused = true)]
 async fn an_ask_resolves_after_a_group_restart_meets_a_sibling_that_ended() {
     let system = System::new();
@@ -126,7 +127,7 @@ async fn an_ask_resolves_after_a_group_restart_meets_a_sibling_that_ended() {
         .unwrap();
 }
 
-/// Promise: every stop is bounded, so `System::shutdown` ends (and a restart ends). Broken: a
+/// Promise: every stop is bounded, so `System::shutdown` ends (and a restart ends). Was broken: a
 /// parent that starts again while one of its children, running, is in a handler asking that
 /// parent never finishes starting; its supervisor waits on it for ever, and so does every stop
 /// queued behind, `System::shutdown`'s included.
@@ -142,6 +143,8 @@ async fn an_ask_resolves_after_a_group_restart_meets_a_sibling_that_ended() {
 /// Only a later stop, restart or crash of the child (which arms or preempts its handler) breaks
 /// the cycle. In the battery's paused variant, seeds 39, 63, 71, 232, 269 and 296 of seeds 1 to
 /// 300 stay stuck; in seed 199 a later chaos operation breaks the cycle after 20 s.
+/// Fix: a start of a running service does nothing, so it is answered at once, even while a
+/// handler is pending (unless a stop or restart is waiting before it).
 #[tokio::test(start_paused = true)]
 async fn shutdown_ends_when_a_parent_starts_while_its_child_asks_it() {
     let system = System::new();
@@ -187,7 +190,7 @@ async fn shutdown_ends_when_a_parent_starts_while_its_child_asks_it() {
 }
 
 /// Promise: a `Temporary` child is never restarted: a crash or a stop ends it
-/// (`RestartPolicy::Temporary`). Broken: under a supervisor built by a factory (as
+/// (`RestartPolicy::Temporary`). Was broken: under a supervisor built by a factory (as
 /// `SupervisorBuilder::child` builds its children), once that supervisor has restarted, a
 /// temporary child that crashes is restarted (and a transient one restarted like a permanent).
 ///
@@ -199,6 +202,7 @@ async fn shutdown_ends_when_a_parent_starts_while_its_child_asks_it() {
 /// `Supervisor::policy` falls back to `RestartPolicy::default()`, `Permanent`. (The backoff
 /// counts kept in that map are lost the same way.) In the battery's paused variant, 82 of
 /// seeds 1 to 300, e.g. 13, 16, 24, 28.
+/// Fix: the policy is noted on the child's cell, which the supervisor's restart keeps.
 #[tokio::test(start_paused = true)]
 async fn a_temporary_child_is_not_restarted_under_a_supervisor_built_by_a_factory() {
     let system = System::new();

@@ -18,6 +18,7 @@ use tracing::Level;
 fn capture() -> (Buffer, tracing::subscriber::DefaultGuard) {
     let buffer = Buffer::default();
     let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
         .event_format(modo::log::ModeFormat::default())
         .with_max_level(Level::TRACE)
         .with_writer(buffer.clone())

@@ -56,7 +56,10 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     let buffer = Buffer::default();
+    // A buffer is no terminal: no escapes (ModeFormat colours the level only where the
+    // writer takes them).
     let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
         .event_format(modo::log::ModeFormat::default())
         .with_max_level(level)
         .with_writer(buffer.clone())

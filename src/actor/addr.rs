@@ -18,6 +18,8 @@ use super::cell::{AnyCell, Cell, Core};
 use super::error::{CrashReason, Error, SendError, TrySendError};
 use super::handler::{Ask, BoxEnvelope, Handler, Tell};
 use super::mailbox::{Control, Lifecycle, Stop};
+use super::recipient::Recipient;
+use super::reply::ReplyTo;
 use super::service::Service;
 use super::state::ServiceState;
 
@@ -181,6 +183,64 @@ impl<A: Service> Addr<A> {
         }
     }
 
+    /// Sends the message `make` builds around a [`ReplyTo`], and waits for whoever holds it to
+    /// answer: the handler, or whoever it passed it to (another message, a background task).
+    /// The message's own reply (`A::Reply`) is ignored. See [`ReplyTo`] for an example.
+    ///
+    /// # Errors
+    /// As [`ask`](Self::ask); [`Error::Stopped`] or [`Error::Crashed`] also if the `ReplyTo` is
+    /// dropped unanswered, or the error it was failed with.
+    ///
+    /// # Cancel safety
+    /// As [`ask`](Self::ask): the message stays queued, its answer goes nowhere.
+    pub async fn ask_with<M, R>(&self, make: impl FnOnce(ReplyTo<R>) -> M) -> Result<R, Error>
+    where
+        A: Handler<M>,
+        M: Send + 'static,
+    {
+        let core = &self.cell.core;
+        core.check_not_self("ask")?;
+        let epoch = core.crash_epoch();
+        let (tx, rx) = oneshot::channel();
+        let env: BoxEnvelope<A> = Box::new(Tell(make(ReplyTo::new(tx))));
+        if self.cell.user.send(env, &core.control).await.is_err() {
+            return Err(core.gone_error());
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(core.gone_error_since(epoch)))
+    }
+
+    /// [`ask_with`](Self::ask_with), giving up after `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], or any error of [`ask_with`](Self::ask_with).
+    pub async fn ask_with_timeout<M, R>(
+        &self,
+        make: impl FnOnce(ReplyTo<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        A: Handler<M>,
+        M: Send + 'static,
+    {
+        match tokio::time::timeout(timeout, self.ask_with(make)).await {
+            Ok(res) => res,
+            Err(_) => Err(Error::Timeout {
+                label: self.label_arc(),
+                timeout,
+            }),
+        }
+    }
+
+    /// A [`Recipient`] of `M`: a handle to this service that knows only that it handles `M`.
+    pub fn recipient<M>(&self) -> Recipient<M, A::Reply>
+    where
+        A: Handler<M>,
+        M: Send + 'static,
+    {
+        Recipient::new(self.clone())
+    }
+
     /// The type-erased handle.
     pub fn service_ref(&self) -> ServiceRef {
         self.service.clone()
@@ -260,6 +320,10 @@ impl ServiceRef {
     #[inline]
     pub(crate) fn core(&self) -> &Core {
         self.cell.core()
+    }
+
+    pub(crate) fn cell_ref(&self) -> &dyn AnyCell {
+        &*self.cell
     }
 
     pub(crate) fn downgrade_cell(&self) -> Weak<dyn AnyCell> {
@@ -412,6 +476,39 @@ impl ServiceRef {
         match res {
             Ok(answer) => answer.map(drop),
             // Gone before it could answer: the goal is reached.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Stops the service for good after it has handled every user message queued before this
+    /// call (OTP's `gen_server:stop`, kameo's `stop_gracefully`), and returns once it has
+    /// stopped: its last messages are handled, not dropped. [`stop`](Self::stop) is the urgent
+    /// one: it overtakes what is queued. Messages sent after this call are not handled (they
+    /// become dead letters, or are refused once the stop has begun).
+    ///
+    /// Waits for room if the mailbox is full, like a `tell`.
+    ///
+    /// # Errors
+    /// As [`stop`](Self::stop).
+    ///
+    /// # Cancel safety
+    /// Dropping the future after the stop was queued does not cancel it.
+    pub async fn drain_and_stop(&self) -> Result<(), Error> {
+        let core = self.core();
+        if core.is_closed() {
+            return Ok(());
+        }
+        core.check_not_self("drain_and_stop")?;
+        let ask_parent = !core.called_from_parent();
+        let (reply, answer) = oneshot::channel();
+        let stop = Stop::for_good(ask_parent).reply_to(reply);
+        if self.cell.queue_stop(stop).await.is_err() {
+            // Closed: stopping for good already.
+            return Ok(());
+        }
+        match answer.await {
+            Ok(res) => res.map(drop),
+            // Gone before it could answer (the marker became a dead letter): stopped.
             Err(_) => Ok(()),
         }
     }

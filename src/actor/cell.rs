@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Level;
@@ -22,17 +23,31 @@ use uuid::Uuid;
 
 use crate::diag::Diag;
 
+use super::addr::ServiceRef;
 use super::error::{CrashReason, Error};
-use super::handler::BoxEnvelope;
+use super::handler::{BoxEnvelope, StopHere};
 use super::host::Host;
-use super::mailbox::{Control, ControlLane, Reply, UserLane};
+use super::mailbox::{Control, ControlLane, Reply, Stop, UserLane};
 use super::service::Service;
 use super::state::ServiceState;
 use super::watch::Watchers;
 
 tokio::task_local! {
-    /// The id of the actor whose task is running, so a handle can refuse to await itself.
-    pub(crate) static CURRENT_ACTOR: Uuid;
+    /// The service whose task (or one of whose background tasks) is running: so a handle can
+    /// refuse to await its own actor, and a log line or a panic can name the service.
+    pub(crate) static CURRENT_ACTOR: Current;
+}
+
+/// What [`CURRENT_ACTOR`] holds.
+pub(crate) struct Current {
+    pub(crate) service: ServiceRef,
+    /// The actor's own task (not one of its background tasks).
+    pub(crate) own_task: bool,
+}
+
+/// The service the calling task belongs to, if any (its actor task or a background task).
+pub(crate) fn current_service() -> Option<ServiceRef> {
+    CURRENT_ACTOR.try_with(|c| c.service.clone()).ok()
 }
 
 /// Settings read from the service once, at spawn.
@@ -41,6 +56,8 @@ pub(crate) struct Settings {
     pub(crate) mundane_level: Level,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) wait_for_shutdown: bool,
+    /// Stop the children all at once instead of newest first.
+    pub(crate) concurrent_child_stop: bool,
 }
 
 /// The part of the cell that does not depend on the service type.
@@ -71,6 +88,9 @@ pub(crate) struct Core {
     /// Set by the parent: a running child stopped by anyone else waits for the parent's
     /// decision (`Service::on_child_stopped`) before it ends. Off by default.
     parent_decides_stops: AtomicBool,
+    /// What the parent noted about this child (a supervisor: its restart policy). Opaque to
+    /// the kernel; kept here so that it survives the parent's own restart.
+    parent_tag: AtomicU8,
     /// Set as soon as a stop or crash is requested; cleared at each start.
     stopping: AtomicBool,
     /// The stop signal of the current run, made only when someone asks for it (a sleep, a
@@ -132,6 +152,7 @@ impl Core {
             crash: Mutex::new(Crash::default()),
             crashes: AtomicU32::new(0),
             parent_decides_stops: AtomicBool::new(false),
+            parent_tag: AtomicU8::new(0),
             stopping: AtomicBool::new(false),
             stop_token: Mutex::new(None),
             shutdown_set: AtomicBool::new(false),
@@ -220,6 +241,15 @@ impl Core {
     /// Whether a running child stopped by anyone else waits for its parent's decision.
     pub(crate) fn parent_decides_stops(&self) -> bool {
         self.parent_decides_stops.load(Ordering::Acquire)
+    }
+
+    /// What the parent noted about this child (0: nothing).
+    pub(crate) fn parent_tag(&self) -> u8 {
+        self.parent_tag.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_parent_tag(&self, tag: u8) {
+        self.parent_tag.store(tag, Ordering::Release);
     }
 
     pub(crate) fn set_parent_decides_stops(&self, yes: bool) {
@@ -319,7 +349,7 @@ impl Core {
 
     /// Refuses an awaiting request made from the actor's own task: it could never be answered.
     pub(crate) fn check_not_self(&self, op: &'static str) -> Result<(), Error> {
-        match CURRENT_ACTOR.try_with(|id| *id == self.id) {
+        match CURRENT_ACTOR.try_with(|c| c.own_task && c.service.id() == self.id) {
             Ok(true) => Err(Error::WouldDeadlock {
                 label: self.label.arc(),
                 op,
@@ -335,7 +365,7 @@ impl Core {
         };
         let parent_id = parent.core().id;
         CURRENT_ACTOR
-            .try_with(|id| *id == parent_id)
+            .try_with(|c| c.own_task && c.service.id() == parent_id)
             .unwrap_or(false)
     }
 
@@ -400,15 +430,20 @@ impl Core {
     #[cold]
     fn report_dead_letters(&self, n: usize, host: &dyn Host) {
         self.dead_letters.fetch_add(n as u64, Ordering::Relaxed);
-        host.dead_lettered(self.id, &self.label.arc(), n as u64);
-        tracing::warn!(
-            service = %self.label,
-            id = %self.id,
-            count = n,
-            "{}: {} undelivered message(s) moved to dead letters",
-            self.prefix(),
-            n
-        );
+        // Messages left in the mailbox of a service that stopped cleanly were dropped on
+        // purpose; those of a crashed one are news.
+        let crashed = self.crash_reason().is_some();
+        let logged = host.dead_lettered(self.id, &self.label.arc(), n as u64, crashed);
+        // Every one is an event; only the logged ones are INFO, the rest DEBUG.
+        let why = if crashed { " by its crash" } else { "" };
+        let (id, count, prefix) = (self.id, n as u64, self.prefix());
+        if logged {
+            tracing::info!(target: "modo", modo_id = %id, modo_count = count,
+                "{prefix}: {n} message(s) moved to dead letters{why}");
+        } else {
+            tracing::debug!(target: "modo", modo_id = %id, modo_count = count,
+                "{prefix}: {n} message(s) moved to dead letters{why}");
+        }
     }
 
     pub(crate) fn task_started(&self, name: &Arc<str>) {
@@ -538,6 +573,12 @@ pub(crate) trait AnyCell: Send + Sync + 'static {
     /// Messages waiting in the user lane.
     fn queued(&self) -> usize;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Queues `stop` behind the user messages already queued (waiting for room); `Err` if the
+    /// mailbox is closed.
+    fn queue_stop(&self, stop: Stop) -> BoxFuture<'_, Result<(), ()>>;
+    /// Queues `stop` behind the user messages already queued, at once, past the capacity if
+    /// it must (from the service's own task, which cannot wait for room).
+    fn queue_stop_now(&self, stop: Stop) -> Result<(), ()>;
 }
 
 impl<A: Service> AnyCell for Cell<A> {
@@ -547,6 +588,18 @@ impl<A: Service> AnyCell for Cell<A> {
 
     fn queued(&self) -> usize {
         self.user.len()
+    }
+
+    fn queue_stop(&self, stop: Stop) -> BoxFuture<'_, Result<(), ()>> {
+        let env: BoxEnvelope<A> = Box::new(StopHere(stop));
+        Box::pin(async move { self.user.send(env, &self.core.control).await.map_err(drop) })
+    }
+
+    fn queue_stop_now(&self, stop: Stop) -> Result<(), ()> {
+        let env: BoxEnvelope<A> = Box::new(StopHere(stop));
+        self.user
+            .push_past_capacity(env, &self.core.control)
+            .map_err(drop)
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

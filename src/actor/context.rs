@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::diag::Diag;
@@ -17,11 +18,11 @@ use crate::wait::{StopSignal, Ticks, WaitError};
 
 use super::addr::{Addr, ServiceRef};
 use super::cell::AnyCell;
-use super::cell::Core;
+use super::cell::{CURRENT_ACTOR, Core, Current};
 use super::error::{BoxError, CrashReason, Error};
 use super::handler::Handler;
 use super::host::Host;
-use super::log::Log;
+use super::log::{Log, Logger};
 use super::mailbox::{Control, Notice, Stop};
 use super::runner::{self, Parent};
 use super::service::Service;
@@ -109,6 +110,98 @@ impl<A: Service> Context<A> {
     /// The logger, prefixing each line with `[^--Label]`.
     pub fn log(&self) -> Log<'_> {
         Log::new(self.core())
+    }
+
+    /// The same logger, owned: for a background task, which cannot hold the context.
+    pub fn logger(&self) -> Logger {
+        Logger::new(self.addr.service_ref())
+    }
+
+    /// Feeds each item of `stream` to this service as a message, in order, with backpressure:
+    /// the next item is taken only once the last one has room in the mailbox (kameo's
+    /// `attach_stream`, actix's `StreamHandler`). The stream belongs to this run of the service:
+    /// it is dropped when the service stops (attach it again in `on_start` to have it after a
+    /// restart). See [`attach_stream_then`](Self::attach_stream_then) to hear when it ends.
+    pub fn attach_stream<S>(&mut self, stream: S)
+    where
+        S: Stream + Send + 'static,
+        S::Item: Send + 'static,
+        A: Handler<S::Item>,
+    {
+        self.attach(stream, None::<S::Item>);
+    }
+
+    /// [`attach_stream`](Self::attach_stream), then `end` as a last message once the stream
+    /// has ended by itself (not when it is dropped because the service stops).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use futures::stream;
+    /// use modo::prelude::*;
+    ///
+    /// /// Reads lines until the stream ends, then stops.
+    /// struct Lines { seen: Arc<Mutex<Vec<String>>> }
+    /// impl Service for Lines {
+    ///     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+    ///         let lines = stream::iter(["hello", "world"].map(String::from));
+    ///         ctx.attach_stream_then(lines, Eof);
+    ///         Ok(())
+    ///     }
+    /// }
+    /// struct Eof;
+    /// impl Handler<String> for Lines {
+    ///     type Reply = ();
+    ///     async fn handle(&mut self, line: String, _ctx: &mut Context<Self>) {
+    ///         self.seen.lock().unwrap().push(line);
+    ///     }
+    /// }
+    /// impl Handler<Eof> for Lines {
+    ///     type Reply = ();
+    ///     async fn handle(&mut self, _: Eof, ctx: &mut Context<Self>) {
+    ///         ctx.stop();
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let lines = system.spawn(Lines { seen: seen.clone() }).await?;
+    /// lines.wait_until_stopped().await;
+    /// assert_eq!(*seen.lock().unwrap(), ["hello", "world"]);
+    /// # system.shutdown().await }
+    /// ```
+    pub fn attach_stream_then<S, E>(&mut self, stream: S, end: E)
+    where
+        S: Stream + Send + 'static,
+        S::Item: Send + 'static,
+        E: Send + 'static,
+        A: Handler<S::Item> + Handler<E>,
+    {
+        self.attach(stream, Some(end));
+    }
+
+    fn attach<S, E>(&mut self, stream: S, end: Option<E>)
+    where
+        S: Stream + Send + 'static,
+        S::Item: Send + 'static,
+        E: Send + 'static,
+        A: Handler<S::Item> + Handler<E>,
+    {
+        let me = self.addr.downgrade();
+        let name = format!("{}.stream", self.core().label);
+        self.spawn_named(name, async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = stream.next().await {
+                let Some(me) = me.upgrade() else { return };
+                if me.tell(item).await.is_err() {
+                    return;
+                }
+            }
+            if let (Some(end), Some(me)) = (end, me.upgrade()) {
+                let _ = me.tell(end).await;
+            }
+        });
     }
 
     /// Whether the service was told to stop (or crashed). Background loops check it.
@@ -267,6 +360,16 @@ impl<A: Service> Context<A> {
         let core = self.core();
         core.signal_stop();
         let _ = core.send_control(Control::Stop(Stop::for_good(true)));
+    }
+
+    /// Asks this service to stop for good once it has handled every user message queued now
+    /// (see [`ServiceRef::drain_and_stop`](crate::ServiceRef::drain_and_stop)); messages
+    /// queued later are not handled. Returns at once.
+    pub fn drain_and_stop(&self) {
+        let me = self.addr.service_ref();
+        let stop = Stop::for_good(true);
+        // A closed mailbox: stopping for good already.
+        let _ = me.cell_ref().queue_stop_now(stop);
     }
 
     /// Crashes this service (and its children) with `reason` once the current hook or
@@ -491,7 +594,12 @@ impl<A: Service> Context<A> {
             }
         };
         let span = tracing::info_span!(target: "modo", "task", name = %name);
-        let fut: BoxFuture<'static, ()> = Box::pin(wrapped.instrument(span));
+        let current = Current {
+            service: self.addr.service_ref(),
+            own_task: false,
+        };
+        let fut: BoxFuture<'static, ()> =
+            Box::pin(CURRENT_ACTOR.scope(current, wrapped.instrument(span)));
         if self.phase == Phase::Running {
             let core = self.addr.core();
             self.tasks.launch(name, fut, core);

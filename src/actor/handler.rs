@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use super::context::Context;
 use super::error::{CrashReason, Error};
+use super::mailbox::{Control, Stop};
 use super::service::Service;
 
 /// How a service handles messages of type `M`. A service may implement it for any number of
@@ -75,6 +76,24 @@ pub(crate) trait Envelope<A: Service>: Send + 'static {
 }
 
 pub(crate) type BoxEnvelope<A> = Box<dyn Envelope<A>>;
+
+/// A stop queued behind the user messages (`drain_and_stop`): when the actor reaches it, the
+/// stop goes onto the control lane and is served before the next message.
+pub(crate) struct StopHere(pub(crate) Stop);
+
+impl<A: Service> Envelope<A> for StopHere {
+    fn handle<'a>(self: Box<Self>, _actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
+        let core = ctx.core();
+        core.signal_stop();
+        // A closed control lane: the service is ending anyway.
+        let _ = core.control.send(Control::Stop(self.0));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn into_message(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(())
+    }
+}
 
 /// A message sent with `tell`: no reply.
 pub(crate) struct Tell<M>(pub(crate) M);

@@ -46,8 +46,10 @@ pub(crate) trait Host: Any + Send + Sync {
     /// Records a change in the service graph.
     fn report(&self, event: Event);
 
-    /// Counts `n` messages of service `id` that could not be delivered.
-    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64);
+    /// Counts `n` messages of service `id` that could not be delivered (`crashed`: because the
+    /// service crashed, not because it stopped cleanly). Returns whether the service should log
+    /// them: the host keeps the count of what was logged.
+    fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64, crashed: bool) -> bool;
 
     /// Reserves `name` for `service`, unique among live services.
     fn claim_name(&self, name: &Arc<str>, service: &ServiceRef) -> Result<(), Error>;

@@ -371,6 +371,21 @@ impl<E> UserLane<E> {
         Ok(())
     }
 
+    /// Queues `msg` now even if the lane is full (one of the service's own markers, sent from
+    /// its own task, which cannot wait for room). `Err` hands it back if the lane is closed.
+    pub(crate) fn push_past_capacity(&self, msg: E, bell: &ControlLane) -> Result<(), E> {
+        {
+            let mut queue = lock(&self.queue);
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(msg);
+            }
+            queue.push_back(msg);
+            self.len.fetch_add(1, Ordering::SeqCst);
+        }
+        bell.ring();
+        Ok(())
+    }
+
     /// Moves everything queued into the actor's `batch` (which must be empty). `false` if
     /// nothing was queued.
     #[inline]

@@ -16,6 +16,8 @@
 //! | `addr.rs` | [`ServiceRef`] (lifecycle, queries) and [`Addr<A>`] (typed sends, derefs to it) |
 //! | `cell.rs` | the shared cell behind every handle: state, crash reason, mailbox |
 //! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices |
+//! | `recipient.rs` | [`Recipient<M, R>`]: a handle to anything that handles `M` |
+//! | `reply.rs` | [`ReplyTo<R>`]: answering an ask later |
 //! | `context.rs` | [`Context<A>`]: what hooks and handlers may do |
 //! | `tasks.rs` | background tasks and the exit stack of one run |
 //! | `spec.rs` | [`ServiceSpec`], [`Dependency`]: what to spawn |
@@ -34,6 +36,8 @@ pub(crate) mod handler;
 pub(crate) mod host;
 pub(crate) mod log;
 pub(crate) mod mailbox;
+pub(crate) mod recipient;
+pub(crate) mod reply;
 pub(crate) mod runner;
 pub(crate) mod service;
 pub(crate) mod spec;
@@ -48,6 +52,8 @@ pub use error::{
 };
 pub use handler::Handler;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use recipient::Recipient;
+pub use reply::ReplyTo;
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;

@@ -206,6 +206,15 @@ pub trait Service: Sized + Send + 'static {
         Level::INFO
     }
 
+    /// Whether the stop sequence stops this service's children all at once (OTP's
+    /// `simple_one_for_one`), instead of one after another, newest first (Mode's order, the
+    /// default). For a parent of many independent children (one per connection): a child slow
+    /// to stop (a stuck socket) then delays none of its siblings. Each child's stop is still
+    /// bounded by its own shutdown timeout.
+    fn stop_children_concurrently(&self) -> bool {
+        false
+    }
+
     /// The capacity of the user lane of the mailbox. Default:
     /// [`DEFAULT_MAILBOX_CAPACITY`](crate::DEFAULT_MAILBOX_CAPACITY).
     fn mailbox_capacity(&self) -> usize {

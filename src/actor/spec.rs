@@ -2,6 +2,7 @@
 //! its type-erased form for [`Service::dependencies`](crate::Service::dependencies)
 //! ([`Dependency`]).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ pub struct ServiceSpec<S: Service> {
     pub(crate) init: Init<S>,
     pub(crate) mailbox_capacity: Option<usize>,
     pub(crate) name: Option<String>,
+    pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) internal: bool,
     pub(crate) own_thread: bool,
 }
@@ -53,6 +55,7 @@ impl<S: Service> ServiceSpec<S> {
             init: Init::Value(service),
             mailbox_capacity: None,
             name: None,
+            label: None,
             internal: false,
             own_thread: false,
         }
@@ -71,6 +74,7 @@ impl<S: Service> ServiceSpec<S> {
             init: Init::Factory(Box::new(factory)),
             mailbox_capacity: None,
             name: None,
+            label: None,
             internal: false,
             own_thread: false,
         }
@@ -88,6 +92,30 @@ impl<S: Service> ServiceSpec<S> {
     /// stops for good.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The label (and log label) of this one service, instead of
+    /// [`Service::label`]/[`Service::shortlabel`]: give children added by the hundred distinct
+    /// labels (`Session#42`, `Writer[10.0.0.7]`) rather than 200 lines all saying
+    /// `[^--Session]`.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    ///
+    /// struct Session;
+    /// impl Service for Session {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let s = system.spawn(ServiceSpec::new(Session).label("Session#7")).await?;
+    /// assert_eq!(s.label(), "Session#7");
+    /// assert_eq!(s.shortlabel(), "Session#7");
+    /// # system.shutdown().await }
+    /// ```
+    pub fn label(mut self, label: impl Into<Cow<'static, str>>) -> Self {
+        self.label = Some(label.into());
         self
     }
 
@@ -116,6 +144,7 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
             .field("factory", &matches!(self.init, Init::Factory(_)))
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("name", &self.name)
+            .field("label", &self.label)
             .field("own_thread", &self.own_thread)
             .finish()
     }

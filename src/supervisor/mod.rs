@@ -77,7 +77,6 @@ pub struct Supervisor {
 
 #[derive(Debug, Clone, Copy)]
 struct ChildInfo {
-    policy: RestartPolicy,
     /// Restarts in a row, for the backoff.
     in_a_row: u32,
     last_restart: Option<tokio::time::Instant>,
@@ -130,8 +129,23 @@ impl Supervisor {
         }
     }
 
-    fn policy(&self, id: Uuid) -> RestartPolicy {
-        self.children.get(&id).map(|c| c.policy).unwrap_or_default()
+    /// A child's restart policy, as noted on its cell when it was added: it survives this
+    /// supervisor's own restart (a fresh instance from a factory knows no children).
+    fn policy(child: &ServiceRef) -> RestartPolicy {
+        RestartPolicy::from_tag(child.core().parent_tag())
+    }
+
+    /// Takes `child` on with `policy`.
+    fn adopt(&mut self, ctx: &mut Context<Self>, child: &ServiceRef, policy: RestartPolicy) {
+        child.core().set_parent_tag(policy.tag());
+        ctx.decide_stops_of(child, policy == RestartPolicy::Permanent);
+        self.children.insert(
+            child.id(),
+            ChildInfo {
+                in_a_row: 0,
+                last_restart: None,
+            },
+        );
     }
 
     /// Logs a supervision event with the fields a reader needs.
@@ -142,18 +156,23 @@ impl Supervisor {
         what: &str,
         reason: &dyn fmt::Display,
     ) {
+        // Everything a reader needs is in the line itself (no fields repeating it), and a
+        // restart is counted from 1: the restart this line announces.
+        let restarts = child.restart_count();
+        let count = if what.starts_with("restarting") {
+            format!("restart {}", restarts + 1)
+        } else {
+            format!("{restarts} restart(s) so far")
+        };
+        let (prefix, label, strategy) = (ctx.log().prefix(), child.label(), &self.strategy);
+        let supervisor = &self.label;
         tracing::warn!(
             target: "modo",
-            supervisor = %self.label,
-            child = %child.label(),
-            strategy = %self.strategy,
-            restart_count = child.restart_count(),
-            reason = %reason,
-            "{}: {what} {}: {reason} (strategy {}, restarts so far {})",
-            ctx.log().prefix(),
-            child.label(),
-            self.strategy,
-            child.restart_count()
+            modo_supervisor = %supervisor,
+            modo_child = %label,
+            modo_strategy = %strategy,
+            modo_restart_count = restarts,
+            "{prefix}: {what} {label}: {reason} ({strategy}, {count})"
         );
     }
 
@@ -168,7 +187,7 @@ impl Supervisor {
                     max_restarts: self.intensity.max,
                     within: self.intensity.over,
                 };
-                tracing::error!(target: "modo", supervisor = %self.label, "{}: {error}; escalating", ctx.log().prefix());
+                tracing::error!(target: "modo", "{}: {error}; escalating", ctx.log().prefix());
                 // The crash stops every child (with their hooks) and tells our own parent.
                 ctx.crash(error);
                 false
@@ -181,7 +200,6 @@ impl Supervisor {
         let now = tokio::time::Instant::now();
         let longest = self.backoff.longest().max(self.intensity.over);
         let info = self.children.entry(child.id()).or_insert(ChildInfo {
-            policy: RestartPolicy::default(),
             in_a_row: 0,
             last_restart: None,
         });
@@ -221,10 +239,13 @@ impl Supervisor {
             // it works or the intensity is exceeded.
             while let Err(e) = child.restart().await {
                 self.event(ctx, child, "restart failed for", &e);
-                if child.is_terminated()
-                    || !self.allow_restart(ctx)
-                    || !self.back_off(ctx, child).await
-                {
+                if child.is_terminated() {
+                    // It ended meanwhile (stopped for good by someone else): nothing to
+                    // restart, but the rest of the group still is.
+                    self.children.remove(&child.id());
+                    break;
+                }
+                if !self.allow_restart(ctx) || !self.back_off(ctx, child).await {
                     return;
                 }
             }
@@ -297,15 +318,7 @@ impl Service for Supervisor {
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
         for (add, policy) in std::mem::take(&mut self.initial) {
             let child = add(ctx);
-            ctx.decide_stops_of(&child, policy == RestartPolicy::Permanent);
-            self.children.insert(
-                child.id(),
-                ChildInfo {
-                    policy,
-                    in_a_row: 0,
-                    last_restart: None,
-                },
-            );
+            self.adopt(ctx, &child, policy);
         }
         Ok(())
     }
@@ -348,7 +361,7 @@ impl Service for Supervisor {
             }
             _ => {}
         }
-        if self.policy(child.id()) == RestartPolicy::Temporary {
+        if Self::policy(child) == RestartPolicy::Temporary {
             self.event(ctx, child, "not restarting temporary", reason);
             self.children.remove(&child.id());
             return ChildAction::Remove;
@@ -376,7 +389,7 @@ impl Service for Supervisor {
         child: &ServiceRef,
         ctx: &mut Context<Self>,
     ) -> ChildAction {
-        if self.policy(child.id()) == RestartPolicy::Permanent
+        if Self::policy(child) == RestartPolicy::Permanent
             && !matches!(
                 self.strategy,
                 Strategy::ForfeitOneForOne | Strategy::ForfeitOneForAll | Strategy::Crashing
@@ -408,15 +421,7 @@ impl Handler<Supervise> for Supervisor {
 
     async fn handle(&mut self, msg: Supervise, ctx: &mut Context<Self>) -> Self::Reply {
         let child = (msg.add)(ctx);
-        ctx.decide_stops_of(&child, msg.policy == RestartPolicy::Permanent);
-        self.children.insert(
-            child.id(),
-            ChildInfo {
-                policy: msg.policy,
-                in_a_row: 0,
-                last_restart: None,
-            },
-        );
+        self.adopt(ctx, &child, msg.policy);
         if let Err(e) = child.start().await {
             self.children.remove(&child.id());
             let _ = ctx.remove_dependency(&child).await;

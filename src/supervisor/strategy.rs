@@ -54,6 +54,27 @@ pub enum RestartPolicy {
     Temporary,
 }
 
+impl RestartPolicy {
+    /// The policy as the tag a supervisor leaves on its child's cell (never 0, which means
+    /// "none noted").
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            RestartPolicy::Permanent => 1,
+            RestartPolicy::Transient => 2,
+            RestartPolicy::Temporary => 3,
+        }
+    }
+
+    /// The policy a tag stands for; the default for none.
+    pub(crate) fn from_tag(tag: u8) -> RestartPolicy {
+        match tag {
+            2 => RestartPolicy::Transient,
+            3 => RestartPolicy::Temporary,
+            _ => RestartPolicy::Permanent,
+        }
+    }
+}
+
 /// The wait before restarting a child, by how many times in a row it was restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

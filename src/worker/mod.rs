@@ -99,6 +99,7 @@ pub struct Worker {
     detect_blocking: bool,
     daemon: bool,
     handle_signals: bool,
+    log_panics: bool,
 }
 
 /// How a Worker's run ended (see [`Worker::run`]).
@@ -140,6 +141,7 @@ impl Worker {
             detect_blocking: true,
             daemon: true,
             handle_signals: true,
+            log_panics: false,
         }
     }
 
@@ -205,6 +207,15 @@ impl Worker {
         self
     }
 
+    /// Whether panics go through the log as one line naming the service (see
+    /// [`crate::logging::log_panics`]) instead of the default hook printing on top of the
+    /// log. Default: `false` (the process's panic hook is left alone). The backtrace is kept
+    /// when `RUST_BACKTRACE` asks for it.
+    pub fn log_panics(mut self, yes: bool) -> Self {
+        self.log_panics = yes;
+        self
+    }
+
     /// Whether the Worker installs its signal handlers. Default: `true`. With `false` it only
     /// stops on a crash, a failure or (with `daemon(false)`) once started: for a Worker
     /// embedded in a process that handles its own signals, or in tests. Once installed, a
@@ -226,7 +237,11 @@ impl Worker {
             detect_blocking,
             daemon,
             handle_signals,
+            log_panics,
         } = self;
+        if log_panics {
+            crate::logging::log_panics();
+        }
         if override_logging {
             match log.init() {
                 // A second Worker in the process keeps the first one's subscriber.

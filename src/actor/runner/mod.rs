@@ -50,7 +50,7 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use super::addr::{Addr, ServiceRef};
-use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Settings};
+use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Current, Settings};
 use super::context::{Context, Phase};
 use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
 use super::handler::BoxEnvelope;
@@ -86,6 +86,7 @@ pub(crate) fn build<S: Service>(
         init,
         mailbox_capacity,
         name,
+        label,
         internal,
         own_thread,
     } = spec;
@@ -97,11 +98,16 @@ pub(crate) fn build<S: Service>(
         mundane_level: actor.mundane_level(),
         shutdown_timeout: actor.shutdown_timeout(),
         wait_for_shutdown: actor.wait_for_shutdown(),
+        concurrent_child_stop: actor.stop_children_concurrently(),
+    };
+    let (label, shortlabel) = match label {
+        Some(label) => (label.clone(), label),
+        None => (actor.label(), actor.shortlabel()),
     };
     let capacity = mailbox_capacity.unwrap_or_else(|| actor.mailbox_capacity());
     let core = Core::new(CoreInit {
-        label: actor.label(),
-        shortlabel: actor.shortlabel(),
+        label,
+        shortlabel,
         type_name: std::any::type_name::<S>(),
         settings,
         name: name.map(Arc::from),
@@ -152,7 +158,7 @@ impl<A: Service> Launch<A> {
         }
         let token = host.track();
         let span = super::log::service_span(core);
-        let (id, timeout, label) = (core.id, core.settings.shutdown_timeout, core.label.arc());
+        let (timeout, label) = (core.settings.shutdown_timeout, core.label.arc());
         let runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -166,7 +172,13 @@ impl<A: Service> Launch<A> {
             held_stops: Vec::new(),
             own_thread,
         };
-        let fut = CURRENT_ACTOR.scope(id, runner.run(first)).instrument(span);
+        let current = Current {
+            service: runner.ctx.myself().service_ref(),
+            own_task: true,
+        };
+        let fut = CURRENT_ACTOR
+            .scope(current, runner.run(first))
+            .instrument(span);
         if own_thread {
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {

@@ -238,17 +238,28 @@ impl<A: Service> Runner<A> {
         } else {
             self.ctx.children.clone()
         };
-        for child in children.iter().rev() {
-            let res = child
-                .core()
-                .request_raw("stop", |reply| {
-                    Control::Stop(
-                        Stop::by_parent(terminate)
-                            .because(child_cause.clone())
-                            .reply_to(reply),
-                    )
-                })
-                .await;
+        let stop_one = |child: ServiceRef| {
+            let cause = child_cause.clone();
+            async move {
+                let res = child
+                    .core()
+                    .request_raw("stop", |reply| {
+                        Control::Stop(Stop::by_parent(terminate).because(cause).reply_to(reply))
+                    })
+                    .await;
+                (child, res)
+            }
+        };
+        let results = if self.cell.core.settings.concurrent_child_stop {
+            futures::future::join_all(children.into_iter().rev().map(stop_one)).await
+        } else {
+            let mut results = Vec::with_capacity(children.len());
+            for child in children.into_iter().rev() {
+                results.push(stop_one(child).await);
+            }
+            results
+        };
+        for (_, res) in results {
             match res {
                 // Answered, or already gone (nothing left to stop).
                 Ok(Ok(_)) | Err(_) => {}

@@ -166,16 +166,42 @@ fn take_during_handler(
 ) -> Option<Control> {
     while let Some(ctrl) = control.try_recv() {
         *ctrl_seen += 1;
-        match &ctrl {
-            Control::Crash(_) => return Some(ctrl),
-            Control::Stop(stop) if stop.cause.is_some() => return Some(ctrl),
-            Control::Stop(_) | Control::Restart { .. } if deadline.is_none() => {
-                *deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+        match ctrl {
+            // A start of a running service does nothing: answered now, not after the handler,
+            // which may be waiting on whoever asked (a parent starting its children). Unless a
+            // stop or restart came first: then it is kept in order behind it.
+            Control::Start { reply } if deadline.is_none() => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(false));
+                }
             }
-            _ => {}
+            ctrl => {
+                if let Some(preempt) = defer_or_preempt(ctrl, deferred, deadline, timeout) {
+                    return Some(preempt);
+                }
+            }
         }
-        deferred.push_back(ctrl);
     }
+    None
+}
+
+/// Defers `ctrl` until the handler returns (arming `deadline` for a stop or restart), or
+/// returns it if it preempts the handler.
+fn defer_or_preempt(
+    ctrl: Control,
+    deferred: &mut VecDeque<Control>,
+    deadline: &mut Deadline,
+    timeout: Duration,
+) -> Option<Control> {
+    match &ctrl {
+        Control::Crash(_) => return Some(ctrl),
+        Control::Stop(stop) if stop.cause.is_some() => return Some(ctrl),
+        Control::Stop(_) | Control::Restart { .. } if deadline.is_none() => {
+            *deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+        }
+        _ => {}
+    }
+    deferred.push_back(ctrl);
     None
 }
 
