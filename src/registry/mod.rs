@@ -153,6 +153,7 @@ impl Registry {
                     state: service.state(),
                     restart_count: service.restart_count(),
                     tasks: Vec::new(),
+                    flags: Vec::new(),
                     seq: self.next_seq,
                 };
                 self.refs.insert(id, service);
@@ -197,6 +198,7 @@ impl Handler<Snapshot> for Registry {
             let mut node = node.clone();
             if let Some(service) = refs.get(&node.id) {
                 node.tasks = service.task_names();
+                node.flags = service.diag().flags();
             }
             node
         });
