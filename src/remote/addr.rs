@@ -224,8 +224,9 @@ impl<A: Service> RemoteAddr<A> {
         let frame = self.encode(Kind::Ask, &msg, timeout)?;
         drop(msg);
         match self.request(frame, timeout).await? {
-            (ReplyHead::Ok, body) => wire::decode_body(&body, "reply")
-                .map_err(|e| RemoteError::from_wire(&self.name, e)),
+            (ReplyHead::Ok, body) => {
+                wire::decode_body(&body, "reply").map_err(|e| RemoteError::from_wire(&self.name, e))
+            }
             (other, _) => Err(self.unexpected(&other)),
         }
     }
@@ -236,7 +237,10 @@ impl<A: Service> RemoteAddr<A> {
         msg: &M,
         wait: Duration,
     ) -> Result<Bytes, RemoteError> {
+        self.node.check_open()?;
         let id: MessageId = self.node.next_id();
+        // The receiver may wait as long as the sender does, retries included.
+        let wait = wait.saturating_mul(self.retries.saturating_add(1));
         let wait_ms = if wait.is_zero() {
             0
         } else {

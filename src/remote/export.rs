@@ -527,12 +527,20 @@ impl<A: Service> Server<A> {
         let _ = self.client.publish(reply, frame).await;
     }
 
-    async fn refuse(&mut self, reply: Option<Subject>, fault: Fault, what: &(dyn fmt::Display + Sync)) {
+    async fn refuse(
+        &mut self,
+        reply: Option<Subject>,
+        fault: Fault,
+        what: &(dyn fmt::Display + Sync),
+    ) {
         match reply {
             Some(reply) => {
                 tracing::debug!(target: "modo", "export {}: refused a request: {what}", self.name);
-                self.send(reply, Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault))))
-                    .await;
+                self.send(
+                    reply,
+                    Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault))),
+                )
+                .await;
             }
             None => {
                 tracing::warn!(target: "modo", "export {}: dropped a fire-and-forget message: {what}", self.name);
@@ -540,7 +548,11 @@ impl<A: Service> Server<A> {
         }
     }
 
-    async fn accept(&mut self, msg: async_nats::Message, inflight: &mut FuturesUnordered<InFlight>) {
+    async fn accept(
+        &mut self,
+        msg: async_nats::Message,
+        inflight: &mut FuturesUnordered<InFlight>,
+    ) {
         let payload = msg.payload;
         let (head, body) = match wire::decode_request(&payload) {
             Ok(decoded) => decoded,
@@ -557,10 +569,8 @@ impl<A: Service> Server<A> {
                 return self.refuse(msg.reply, fault, &e).await;
             }
         };
-        let reply = match head.kind {
-            Kind::Publish => None,
-            _ => msg.reply,
-        };
+        // A fire-and-forget message has no reply subject; anything with one is answered.
+        let reply = msg.reply;
         let id = head.id;
         match self.window.begin(id, reply.as_ref()) {
             Seen::New => {}

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,10 +138,19 @@ struct Inner {
     id: NodeId,
     prefix: String,
     seq: AtomicU64,
+    /// Set by `close`: later calls fail at once.
+    closed: AtomicBool,
     state: watch::Receiver<ConnectionState>,
     state_tx: Arc<watch::Sender<ConnectionState>>,
-    service: Mutex<Option<WeakAddr<Node>>>,
+    /// The node's service once spawned; shared with the connection's event callback, which
+    /// raises the state's flag on it before it publishes the state.
+    service: Arc<Mutex<Option<WeakAddr<Node>>>>,
     request_timeout: Duration,
+}
+
+fn service_of(slot: &Mutex<Option<WeakAddr<Node>>>) -> Option<Addr<Node>> {
+    let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_ref().and_then(WeakAddr::upgrade)
 }
 
 impl fmt::Debug for Node {
@@ -169,6 +178,8 @@ impl Node {
         let (state_tx, state) = watch::channel(ConnectionState::Reconnecting);
         let state_tx = Arc::new(state_tx);
         let events = state_tx.clone();
+        let service: Arc<Mutex<Option<WeakAddr<Node>>>> = Arc::default();
+        let flags = service.clone();
         let max_delay = options.reconnect_delay_max;
         let inbox = options
             .inbox_prefix
@@ -190,6 +201,7 @@ impl Node {
             })
             .event_callback(move |event| {
                 let events = events.clone();
+                let flags = flags.clone();
                 async move {
                     let state = match event {
                         async_nats::Event::Connected => ConnectionState::Connected,
@@ -197,6 +209,9 @@ impl Node {
                         async_nats::Event::Closed => ConnectionState::Closed,
                         _ => return,
                     };
+                    if let Some(addr) = service_of(&flags) {
+                        show_state(&addr, state);
+                    }
                     events.send_replace(state);
                 }
             });
@@ -223,9 +238,10 @@ impl Node {
                 system,
                 id,
                 seq: AtomicU64::new(0),
+                closed: AtomicBool::new(false),
                 state,
                 state_tx,
-                service: Mutex::new(None),
+                service,
                 request_timeout: options.request_timeout,
             }),
         })
@@ -292,6 +308,7 @@ impl Node {
     /// # Errors
     /// [`RemoteError::Disconnected`] if the connection could not be drained.
     pub async fn close(&self) -> Result<(), RemoteError> {
+        self.inner.closed.store(true, Ordering::Release);
         let res = self
             .inner
             .client
@@ -300,8 +317,22 @@ impl Node {
             .map_err(|e| RemoteError::Disconnected {
                 reason: e.to_string(),
             });
+        if let Some(addr) = service_of(&self.inner.service) {
+            show_state(&addr, ConnectionState::Closed);
+        }
         self.inner.state_tx.send_replace(ConnectionState::Closed);
         res
+    }
+
+    /// `Err(Disconnected)` once [`close`](Self::close) was called.
+    pub(crate) fn check_open(&self) -> Result<(), RemoteError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(RemoteError::Disconnected {
+                reason: "the node was closed".into(),
+            })
+        } else {
+            Ok(())
+        }
     }
 
     /// The next message id of this node.
@@ -314,15 +345,7 @@ impl Node {
 
     /// The node's service, if it runs.
     pub(crate) fn service(&self) -> Option<Addr<Node>> {
-        let guard = self
-            .inner
-            .service
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        guard
-            .as_ref()
-            .and_then(WeakAddr::upgrade)
-            .filter(|a| !a.is_terminated())
+        service_of(&self.inner.service).filter(|a| !a.is_terminated())
     }
 }
 
@@ -348,11 +371,7 @@ impl Service for Node {
 
     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
         {
-            let mut service = self
-                .inner
-                .service
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut service = self.inner.service.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(other) = service.as_ref().and_then(WeakAddr::upgrade)
                 && other != *ctx.myself()
                 && !other.is_terminated()
@@ -371,10 +390,12 @@ impl Service for Node {
             *state.borrow()
         ));
         ctx.spawn_named("nats-connection", async move {
+            // The callback raised the flag already; this task logs the change.
             while state.changed().await.is_ok() {
                 let now = *state.borrow_and_update();
-                let Some(addr) = me.upgrade() else { break };
-                show_state(&addr, now);
+                if me.upgrade().is_none() {
+                    break;
+                }
                 match now {
                     ConnectionState::Connected => {
                         tracing::info!(target: "modo", "node {id} of system {system}: connected")

@@ -271,10 +271,11 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHead<'_>, &[u8]), WireErro
 /// # Errors
 /// [`WireError::Malformed`], or [`WireError::Trailing`] if bytes are left.
 pub fn decode_body<T: DeserializeOwned>(bytes: &[u8], part: &'static str) -> Result<T, WireError> {
-    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed {
-        part,
-        reason: e.to_string(),
-    })?;
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed {
+            part,
+            reason: e.to_string(),
+        })?;
     if rest.is_empty() {
         Ok(value)
     } else {
@@ -357,7 +358,10 @@ mod tests {
         );
         assert!(matches!(
             decode_request(&[WIRE_VERSION, 77]).unwrap_err(),
-            WireError::Malformed { part: "request head", .. }
+            WireError::Malformed {
+                part: "request head",
+                ..
+            }
         ));
         let frame = encode_request(&head("m"), &1u8).unwrap();
         // Cut anywhere inside the head: malformed, never a panic.
