@@ -150,7 +150,12 @@ impl Service for Frontend {
             let mut id = 0;
             while stop.sleep(Duration::from_secs(1)).await {
                 id += 1;
-                let _ = me.tell(Request { id, users: users.clone() }).await;
+                let _ = me
+                    .tell(Request {
+                        id,
+                        users: users.clone(),
+                    })
+                    .await;
             }
         });
         stop_after(ctx, self.run_for);
@@ -169,14 +174,17 @@ impl Handler<Request> for Frontend {
     async fn handle(&mut self, Request { id, users }: Request, ctx: &mut Context<Self>) {
         let name = format!("user-{id}");
         if let Err(e) = users.tell(StoreUser { id, name }).await {
-            ctx.log().warn(format_args!("could not store user {id}: {e}"));
+            ctx.log()
+                .warn(format_args!("could not store user {id}: {e}"));
             return;
         }
         match users.ask(FetchUser { id }).await {
-            Ok(found) => ctx
+            Ok(found) => ctx.log().info(format_args!(
+                "user {id} is {found:?} (from the other process)"
+            )),
+            Err(e) => ctx
                 .log()
-                .info(format_args!("user {id} is {found:?} (from the other process)")),
-            Err(e) => ctx.log().warn(format_args!("could not fetch user {id}: {e}")),
+                .warn(format_args!("could not fetch user {id}: {e}")),
         }
     }
 }

@@ -277,7 +277,9 @@ mod with_nats {
         for (seq, _, res) in &failed {
             let e = res.as_ref().unwrap_err();
             assert!(
-                e.is_timeout() || e.is_no_responders() || matches!(e, RemoteError::Disconnected { .. }),
+                e.is_timeout()
+                    || e.is_no_responders()
+                    || matches!(e, RemoteError::Disconnected { .. }),
                 "record {seq}: {e}"
             );
         }
@@ -291,7 +293,10 @@ mod with_nats {
         for (seq, after_kill, res) in &results {
             if res.is_ok() {
                 if *after_kill {
-                    assert!(h2.contains(seq), "record {seq}, accepted after the kill, was not handled by the survivor");
+                    assert!(
+                        h2.contains(seq),
+                        "record {seq}, accepted after the kill, was not handled by the survivor"
+                    );
                 }
                 if !handled.contains(seq) {
                     lost += 1;
@@ -300,7 +305,10 @@ mod with_nats {
         }
         // Only what the killed node had accepted into its mailbox (capacity 64) and not yet
         // handled can be lost with it.
-        assert!(lost <= 64 + 16, "{lost} accepted records were never handled");
+        assert!(
+            lost <= 64 + 16,
+            "{lost} accepted records were never handled"
+        );
         let _ = std::io::Write::write_fmt(
             &mut std::io::stderr(),
             format_args!(
