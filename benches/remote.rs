@@ -71,6 +71,9 @@ impl Handler<Hit> for Sink {
 }
 
 const ECHO: &str = "bench.raw.echo";
+/// A raw responder that asks the local service before it replies: raw NATS plus one local
+/// actor hop, the floor under a remote ask.
+const VIA_ACTOR: &str = "bench.raw.actor";
 const COUNT: &str = "bench.raw.count";
 const IN_FLIGHT: usize = 64;
 /// Fire-and-forget messages sent before waiting for them all to arrive.
@@ -117,6 +120,25 @@ async fn setup(server: NatsServer) -> Setup {
 
     // modo: an exporting node with the service, and a calling node.
     let system = System::new();
+    let local = system
+        .spawn(Sink {
+            hits: Arc::default(),
+        })
+        .await
+        .unwrap();
+    let mut via_actor = responder.subscribe(VIA_ACTOR).await.unwrap();
+    let actor_client = responder.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = via_actor.next().await {
+            let n = local.ask(Ping(msg.payload.len() as u64)).await.unwrap();
+            if let Some(reply) = msg.reply {
+                let _ = actor_client
+                    .publish(reply, Bytes::copy_from_slice(&n.to_le_bytes()))
+                    .await;
+            }
+        }
+    });
+    responder.flush().await.unwrap();
     let exporter = Node::connect(&url, NodeOptions::new("bench"))
         .await
         .unwrap();
@@ -153,6 +175,15 @@ impl Fixture {
         let start = Instant::now();
         for _ in 0..iters {
             black_box(self.raw.request(ECHO, payload.clone()).await.unwrap());
+        }
+        start.elapsed()
+    }
+
+    async fn raw_actor_ask(&self, iters: u64) -> Duration {
+        let payload = Bytes::from_static(b"12345678");
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(self.raw.request(VIA_ACTOR, payload.clone()).await.unwrap());
         }
         start.elapsed()
     }
@@ -331,6 +362,13 @@ fn main() {
         &|n| rt.block_on(fx.modo_ask(n)),
     );
     row(
+        "ask, raw responder + local ask (the floor under a remote ask)",
+        ask_n,
+        false,
+        &|n| rt.block_on(fx.raw_ask(n)),
+        &|n| rt.block_on(fx.raw_actor_ask(n)),
+    );
+    row(
         "acked tell, 64 in flight",
         pipe_n,
         true,
@@ -350,6 +388,9 @@ fn main() {
 fn criterion_groups(c: &mut Criterion, rt: &Runtime, fx: &Fixture) {
     let mut g = c.benchmark_group("ask");
     g.bench_function("raw", |b| b.to_async(rt).iter_custom(|n| fx.raw_ask(n)));
+    g.bench_function("raw + local ask", |b| {
+        b.to_async(rt).iter_custom(|n| fx.raw_actor_ask(n))
+    });
     g.bench_function("modo", |b| b.to_async(rt).iter_custom(|n| fx.modo_ask(n)));
     g.finish();
 

@@ -254,8 +254,26 @@ mod with_nats {
             assert!(Instant::now() < deadline, "traffic did not start");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // An ask in flight on the node when it dies: it fails with its timeout, no hang.
+        let in_flight = {
+            let to_r1 = node
+                .lookup::<Counter>("counter-r1")
+                .unwrap()
+                .with_timeout(Duration::from_secs(3));
+            tokio::spawn(async move {
+                let t = Instant::now();
+                (to_r1.ask(Sleep(60_000)).await, t.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
         r1.kill();
         killed.store(true, Ordering::SeqCst);
+        let (res, took) = tokio::time::timeout(Duration::from_secs(10), in_flight)
+            .await
+            .expect("the ask in flight ends")
+            .unwrap();
+        assert!(res.unwrap_err().is_timeout());
+        assert!(took < Duration::from_secs(4), "{took:?}");
 
         // Asks to the dead node's own name fail at once, well within their timeout.
         let to_r1 = node
@@ -336,17 +354,31 @@ mod with_nats {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the users side starts");
-        // Wait until it exported.
+        // Every line of its log, to this thread.
         let stderr = users.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("exported as") {
-                    let _ = tx.send(());
-                }
+                let _ = tx.send(line);
             }
         });
-        let exported = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+        let wait_for = |needle: &str| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(line) if line.contains(needle) => return Some(line),
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            None
+        };
+        let exported = wait_for("exported as").is_some();
+        // SIGUSR1: the Worker's tree dump shows the node's connection state.
+        let _ = Command::new("kill")
+            .args(["-USR1", &users.id().to_string()])
+            .status();
+        let dumped = wait_for("Node(tutorial) state=running");
         let web = Command::new(&binary)
             .args(["web", "2.5"])
             .env("NATS_URL", server.url())
@@ -356,6 +388,8 @@ mod with_nats {
         let _ = users.kill();
         let _ = users.wait();
         assert!(exported, "the users side did not export");
+        let dumped = dumped.expect("the tree dump names the node");
+        assert!(dumped.ends_with("flags=nats:connected"), "{dumped}");
         let log = String::from_utf8_lossy(&web.stderr);
         assert!(web.status.success(), "{log}");
         assert!(
