@@ -265,9 +265,17 @@ impl<A: Service> RemoteAddr<A> {
         timeout: Duration,
     ) -> Result<(ReplyHead, Bytes), RemoteError> {
         let mut attempt = 0;
+        let mut frame = Some(frame);
         loop {
+            // The last attempt takes the frame; earlier ones send a copy (a cheap `Bytes`
+            // clone, but not free: the first one makes the buffer shared).
+            let payload = if attempt >= self.retries {
+                frame.take().unwrap_or_default()
+            } else {
+                frame.clone().unwrap_or_default()
+            };
             let request = async_nats::Request::new()
-                .payload(frame.clone())
+                .payload(payload)
                 .timeout(Some(timeout));
             let res = self
                 .node

@@ -484,8 +484,8 @@ struct Server<A: Service> {
 }
 
 /// A request being served: its id, where the reply goes, whether it is a tell waiting for
-/// room, and the reply.
-type InFlight = BoxFuture<'static, (MessageId, Option<Subject>, bool, Outcome)>;
+/// room, whether the dedup window follows it, and the reply.
+type InFlight = BoxFuture<'static, (MessageId, Option<Subject>, bool, bool, Outcome)>;
 
 impl<A: Service> Server<A> {
     async fn run(
@@ -505,11 +505,11 @@ impl<A: Service> Server<A> {
                     // Buffered requests are still served; the stream ends after them.
                     let _ = sub.unsubscribe().await;
                 }
-                Some((id, reply, tell, outcome)) = inflight.next(), if !inflight.is_empty() => {
+                Some((id, reply, tell, windowed, outcome)) = inflight.next(), if !inflight.is_empty() => {
                     if tell {
                         self.waiting_tells -= 1;
                     }
-                    self.finish(id, reply, outcome).await;
+                    self.finish(id, reply, windowed, outcome).await;
                 }
                 msg = sub.next(), if reading && inflight.len() < self.max_in_flight => match msg {
                     Some(msg) => self.accept(msg, &mut inflight).await,
@@ -572,7 +572,15 @@ impl<A: Service> Server<A> {
         // A fire-and-forget message has no reply subject; anything with one is answered.
         let reply = msg.reply;
         let id = head.id;
-        match self.window.begin(id, reply.as_ref()) {
+        // Fire-and-forget messages are never sent twice (there is no reply to miss), so
+        // they skip the window.
+        let windowed = head.kind != Kind::Publish;
+        let seen = if windowed {
+            self.window.begin(id, reply.as_ref())
+        } else {
+            Seen::New
+        };
+        match seen {
             Seen::New => {}
             Seen::Pending => return,
             Seen::Done(frame) => {
@@ -612,33 +620,42 @@ impl<A: Service> Server<A> {
                 let what = format!("{fault:?}");
                 self.refuse(reply, fault, &what).await;
             }
-            Ok(Served::Now(outcome)) => self.finish(id, reply, outcome).await,
+            Ok(Served::Now(outcome)) => self.finish(id, reply, windowed, outcome).await,
             Ok(Served::Later(fut)) => {
                 let tell = matches!(head.kind, Kind::Tell | Kind::Publish);
                 if tell {
                     self.waiting_tells += 1;
                 }
-                inflight.push(Box::pin(async move { (id, reply, tell, fut.await) }));
+                inflight.push(Box::pin(
+                    async move { (id, reply, tell, windowed, fut.await) },
+                ));
             }
         }
     }
 
-    async fn finish(&mut self, id: MessageId, reply: Option<Subject>, outcome: Outcome) {
+    async fn finish(
+        &mut self,
+        id: MessageId,
+        reply: Option<Subject>,
+        windowed: bool,
+        outcome: Outcome,
+    ) {
         let frame = match outcome {
             Outcome::Accepted => self.accepted.clone(),
             Outcome::Reply(frame) => frame,
         };
-        let kept = if reply.is_some() {
-            frame.clone()
-        } else {
-            Bytes::new()
-        };
-        let waiting = self.window.finish(id, &kept);
-        if let Some(reply) = reply {
-            self.send(reply, frame.clone()).await;
+        if windowed {
+            let kept = if reply.is_some() {
+                frame.clone()
+            } else {
+                Bytes::new()
+            };
+            for other in self.window.finish(id, &kept) {
+                self.send(other, frame.clone()).await;
+            }
         }
-        for other in waiting {
-            self.send(other, frame.clone()).await;
+        if let Some(reply) = reply {
+            self.send(reply, frame).await;
         }
     }
 }
