@@ -317,6 +317,9 @@ fn main() {
     } else {
         (20, 50, 200, 1)
     };
+    if !measuring {
+        println!("\n(test mode: tiny sizes, one repetition; not a measurement)");
+    }
     println!(
         "\nremote vs raw async-nats, same run (nproc {}), 2-worker runtime, median of {reps} after one discarded pair:",
         std::thread::available_parallelism().map_or(0, |n| n.get())

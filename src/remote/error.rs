@@ -148,19 +148,31 @@ pub enum RemoteError {
 }
 
 impl RemoteError {
-    /// Whether this is [`RemoteError::Crashed`].
+    /// Whether this is [`RemoteError::Crashed`] (or a local [`Error::Crashed`](crate::Error)).
     pub fn is_crashed(&self) -> bool {
-        matches!(self, RemoteError::Crashed { .. })
+        match self {
+            RemoteError::Crashed { .. } => true,
+            RemoteError::Local(e) => e.is_crashed(),
+            _ => false,
+        }
     }
 
-    /// Whether this is [`RemoteError::Stopped`].
+    /// Whether this is [`RemoteError::Stopped`] (or a local [`Error::Stopped`](crate::Error)).
     pub fn is_stopped(&self) -> bool {
-        matches!(self, RemoteError::Stopped { .. })
+        match self {
+            RemoteError::Stopped { .. } => true,
+            RemoteError::Local(e) => e.is_stopped(),
+            _ => false,
+        }
     }
 
-    /// Whether this is [`RemoteError::Timeout`].
+    /// Whether this is [`RemoteError::Timeout`] (or a local [`Error::Timeout`](crate::Error)).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, RemoteError::Timeout { .. })
+        match self {
+            RemoteError::Timeout { .. } => true,
+            RemoteError::Local(e) => e.is_timeout(),
+            _ => false,
+        }
     }
 
     /// Whether this is [`RemoteError::NoResponders`]: nobody exports the name.

@@ -18,6 +18,19 @@
 //! A reply ([`ReplyHead`]) is `Ok` followed by the handler's reply, `Accepted` (a tell was
 //! queued), or a [`Fault`] saying why not.
 //!
+//! # Why postcard
+//! The format must be compact (NATS carries every byte, and a request is a few dozen of
+//! them), fast, serde-based (messages and replies are the user's serde types), and fixed
+//! by a written specification, so that two nodes built months apart read each other.
+//! postcard has a published wire specification that it keeps stable across 1.x, encodes
+//! integers as varints and enums as a variant index, borrows strings and byte slices on
+//! decoding (the head's message name costs no allocation), and is small in dependencies.
+//! bincode was the other candidate (fast too, but its 1.x and 2.x encodings differ and
+//! fixed-width integers make frames larger); MessagePack (`rmp-serde`) is self-describing,
+//! which costs bytes and time for no use here, since both ends know the type from its
+//! name. Measured in `benches/remote.rs` (`codec`): about 0.14 us to encode and 0.1 us to
+//! decode a 55-byte request frame, against a NATS round trip of 50-100 us on loopback.
+//!
 //! Every decoder here is total: any input gives a value or a [`WireError`], never a panic
 //! (fuzzed by `fuzz/fuzz_targets/remote_wire.rs`, and a property test in
 //! `tests/remote_local.rs`).
