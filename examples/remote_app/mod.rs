@@ -86,6 +86,34 @@ impl RemoteMessage for Sleep {
     const NAME: &'static str = "test.Sleep";
 }
 
+/// Replies with this many bytes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Blob(pub u32);
+impl RemoteMessage for Blob {
+    const NAME: &'static str = "test.Blob";
+}
+
+/// Carries bytes; replies with how many.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Payload(pub Vec<u8>);
+impl RemoteMessage for Payload {
+    const NAME: &'static str = "test.Payload";
+}
+
+impl Handler<Blob> for Counter {
+    type Reply = Vec<u8>;
+    async fn handle(&mut self, Blob(n): Blob, _ctx: &mut Context<Self>) -> Vec<u8> {
+        vec![7; n as usize]
+    }
+}
+
+impl Handler<Payload> for Counter {
+    type Reply = usize;
+    async fn handle(&mut self, Payload(bytes): Payload, _ctx: &mut Context<Self>) -> usize {
+        bytes.len()
+    }
+}
+
 /// A message type the exports never register.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Unlisted;
@@ -173,6 +201,8 @@ pub async fn export_counter(
         .message::<Who>()
         .message::<Boom>()
         .message::<Sleep>()
+        .message::<Blob>()
+        .message::<Payload>()
         .start()
         .await
 }

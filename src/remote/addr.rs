@@ -287,7 +287,7 @@ impl<A: Service> RemoteAddr<A> {
                     let payload = msg.payload;
                     return match wire::decode_reply(&payload) {
                         Ok((ReplyHead::Fault(fault), _)) => {
-                            Err(RemoteError::from_fault(&self.name, fault))
+                            Err(RemoteError::from_fault(&self.name, fault, timeout))
                         }
                         Ok((head, body)) => {
                             let body = payload.slice_ref(body);

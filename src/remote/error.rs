@@ -193,8 +193,9 @@ impl RemoteError {
         )
     }
 
-    /// The error a fault reply stands for.
-    pub(crate) fn from_fault(name: &Arc<str>, fault: Fault) -> Self {
+    /// The error a fault reply stands for (`timeout`: the caller's, for a receiver that gave
+    /// up waiting after it).
+    pub(crate) fn from_fault(name: &Arc<str>, fault: Fault, timeout: Duration) -> Self {
         let name = name.clone();
         match fault {
             Fault::Stopped => RemoteError::Stopped { name },
@@ -221,10 +222,7 @@ impl RemoteError {
                 got,
                 supported,
             },
-            Fault::Timeout => RemoteError::Failed {
-                name,
-                what: "the remote node gave up waiting after the sender's timeout".into(),
-            },
+            Fault::Timeout => RemoteError::Timeout { name, timeout },
             Fault::Encode { what } => RemoteError::Encode {
                 name,
                 remote: true,

@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::client::PublishErrorKind;
 use async_nats::{Subject, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use tokio::sync::oneshot;
 
 use super::wire::{self, Fault, Kind, MessageId, ReplyHead, WireError};
 use super::{Node, RemoteError, RemoteMessage, check_name};
-use crate::addr::Addr;
+use crate::addr::{Addr, WeakAddr};
 use crate::context::Context;
 use crate::error::{Error, HookResult};
 use crate::handler::Handler;
@@ -225,6 +226,7 @@ impl<A: Service> Service for ExportService<A> {
             max_in_flight: self.max_in_flight,
             waiting_tells: 0,
             accepted: Bytes::from(wire::encode_reply(&ReplyHead::Accepted)),
+            me: ctx.myself().downgrade(),
         };
         ctx.spawn_named(
             format!("serve {}", self.name),
@@ -481,6 +483,8 @@ struct Server<A: Service> {
     /// them instead of trying `try_tell` first, so one sender's order holds.
     waiting_tells: usize,
     accepted: Bytes,
+    /// The export's own service, stopped if the subscription ends by itself.
+    me: WeakAddr<ExportService<A>>,
 }
 
 /// A request being served: its id, where the reply goes, whether it is a tell waiting for
@@ -497,7 +501,9 @@ impl<A: Service> Server<A> {
         let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
         let mut stopping = false;
         let mut reading = true;
-        loop {
+        // Ends once the subscription has ended (unsubscribed at stop, or the connection
+        // closed) and every request taken is answered.
+        while reading || !inflight.is_empty() {
             tokio::select! {
                 biased;
                 _ = &mut stop, if !stopping => {
@@ -515,16 +521,35 @@ impl<A: Service> Server<A> {
                     Some(msg) => self.accept(msg, &mut inflight).await,
                     None => reading = false,
                 },
-                else => break,
             }
         }
         let _ = self.client.flush().await;
         let _ = done.send(());
+        if !stopping {
+            // The subscription ended by itself: the connection is closed for good. An export
+            // that cannot serve stops, so the tree shows it gone.
+            tracing::warn!(target: "modo", "export {}: the NATS connection closed; stopping", self.name);
+            if let Some(me) = self.me.upgrade() {
+                let _ = me.send_lifecycle(Lifecycle::Stop);
+            }
+        }
     }
 
     async fn send(&self, reply: Subject, frame: Bytes) {
-        // Fails only once the connection is closed for good: the sender then times out.
-        let _ = self.client.publish(reply, frame).await;
+        match self.client.publish(reply.clone(), frame).await {
+            Ok(()) => {}
+            // A reply larger than the server takes: the caller hears why instead of waiting
+            // for its timeout.
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                let fault = Fault::Encode {
+                    what: format!("the reply is larger than the server accepts ({e})"),
+                };
+                let frame = Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault)));
+                let _ = self.client.publish(reply, frame).await;
+            }
+            // The connection is closed for good: the caller times out.
+            Err(_) => {}
+        }
     }
 
     async fn refuse(
