@@ -452,6 +452,9 @@ mod with_nats {
             .map(|n| n.label.clone())
             .collect();
         assert_eq!(children, ["export counter"]);
+        // One node, one service: a second spawn of the same node is refused.
+        let err = system.spawn(exporter.clone()).await.unwrap_err();
+        assert!(err.to_string().contains("already runs"), "{err}");
         // Stopping the node's service withdraws its exports.
         let node_ref = system
             .roots()

@@ -308,3 +308,86 @@ impl<M> From<RemoteSendError<M>> for RemoteError {
         e.error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_become_typed_errors() {
+        let name: Arc<str> = Arc::from("svc");
+        let t = Duration::from_secs(1);
+        let e = |f| RemoteError::from_fault(&name, f, t);
+        assert!(e(Fault::Stopped).is_stopped());
+        assert!(e(Fault::Crashed { reason: "r".into() }).is_crashed());
+        assert!(e(Fault::Timeout).is_timeout());
+        assert!(matches!(
+            e(Fault::MailboxFull),
+            RemoteError::MailboxFull { .. }
+        ));
+        assert!(matches!(
+            e(Fault::Decode { what: "x".into() }),
+            RemoteError::Decode { remote: true, .. }
+        ));
+        assert!(matches!(
+            e(Fault::UnknownMessage {
+                message: "m".into()
+            }),
+            RemoteError::UnknownMessage { .. }
+        ));
+        assert!(matches!(
+            e(Fault::WireVersion {
+                got: 2,
+                supported: 1
+            }),
+            RemoteError::WireVersion {
+                got: 2,
+                supported: 1,
+                ..
+            }
+        ));
+        // A reply in the peer's version 7, read by this node of version 1: this node sent 1,
+        // the peer reads 7.
+        assert!(matches!(
+            RemoteError::from_wire(
+                &name,
+                WireError::Version {
+                    got: 7,
+                    supported: 1
+                }
+            ),
+            RemoteError::WireVersion {
+                got: 1,
+                supported: 7,
+                ..
+            }
+        ));
+        assert!(matches!(
+            RemoteError::from_wire(&name, WireError::Empty),
+            RemoteError::Decode { remote: false, .. }
+        ));
+    }
+
+    #[test]
+    fn what_certainly_was_not_handled() {
+        let name: Arc<str> = Arc::from("svc");
+        assert!(RemoteError::NoResponders { name: name.clone() }.certainly_not_handled());
+        assert!(RemoteError::MailboxFull { name: name.clone() }.certainly_not_handled());
+        assert!(
+            !RemoteError::Timeout {
+                name: name.clone(),
+                timeout: Duration::ZERO
+            }
+            .certainly_not_handled()
+        );
+        let local = RemoteError::from(crate::Error::Stopped {
+            label: Arc::from("x"),
+        });
+        assert!(local.is_stopped());
+        let send = RemoteSendError::new(5u8, RemoteError::NoResponders { name });
+        assert_eq!(send.to_string(), "no node exports \"svc\"");
+        let (err, msg) = send.into_parts();
+        assert_eq!(msg, 5);
+        assert!(err.is_no_responders());
+    }
+}
