@@ -29,7 +29,10 @@ mod with_nats {
     use futures::StreamExt;
     use modo::prelude::*;
     use modo::remote::wire::{self, Fault, Kind, MessageId, NodeId, ReplyHead, RequestHead};
-    use modo::remote::{ConnectionState, Node, NodeOptions, RemoteError, RemoteMessage};
+    use modo::remote::{
+        ConnectionState, ExportService, GetExportStats, Node, NodeOptions, RemoteError,
+        RemoteMessage,
+    };
     use proptest::prelude::{ProptestConfig, any, prop_assert_eq, proptest};
 
     use crate::remote_app::*;
@@ -51,16 +54,31 @@ mod with_nats {
 
     /// A node, a counter exported as `name`, and a second node to call it from.
     async fn pair(server: &NatsServer, name: &str) -> (System, Node, Addr<Counter>, Node) {
+        let (system, exporter, counter, caller, _) = pair_with_export(server, name).await;
+        (system, exporter, counter, caller)
+    }
+
+    /// As `pair`, with the export's service (for its stats).
+    async fn pair_with_export(
+        server: &NatsServer,
+        name: &str,
+    ) -> (
+        System,
+        Node,
+        Addr<Counter>,
+        Node,
+        Addr<ExportService<Counter>>,
+    ) {
         let system = System::new();
         let exporter = node(server, &system).await;
         let counter = system.spawn(Counter::new("a")).await.unwrap();
-        export_counter(&exporter, name, counter.clone())
+        let export = export_counter(&exporter, name, counter.clone())
             .await
             .unwrap();
         let caller = Node::connect(&server.url(), NodeOptions::new("t"))
             .await
             .unwrap();
-        (system, exporter, counter, caller)
+        (system, exporter, counter, caller, export)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +249,8 @@ mod with_nats {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn garbage_gets_typed_error_replies_and_crashes_nothing() {
         let server = server_or_skip!();
-        let (system, exporter, counter, caller) = pair(&server, "counter").await;
+        let (system, exporter, counter, caller, export) =
+            pair_with_export(&server, "counter").await;
         let subject = exporter.export_subject("counter");
         let client = caller.client();
 
@@ -276,6 +295,12 @@ mod with_nats {
         assert_eq!(remote.ask(Add(4)).await.unwrap(), 4);
         assert_eq!(counter.state(), ServiceState::Running);
         assert_eq!(counter.restart_count(), 0);
+        let stats = export.ask(GetExportStats).await.unwrap();
+        assert_eq!(
+            (stats.served, stats.refused, stats.dropped),
+            (1, 5, 3),
+            "{stats:?}"
+        );
         assert!(node_running(&system).await);
         system.shutdown().await.unwrap();
     }
@@ -283,7 +308,8 @@ mod with_nats {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_request_sent_twice_is_handled_once() {
         let server = server_or_skip!();
-        let (system, exporter, counter, caller) = pair(&server, "counter").await;
+        let (system, exporter, counter, caller, export) =
+            pair_with_export(&server, "counter").await;
         let subject = exporter.export_subject("counter");
         let client = caller.client();
 
@@ -322,6 +348,11 @@ mod with_nats {
         assert_eq!(slow.ask(Sleep(500)).await.unwrap(), 1);
         assert_eq!(counter.ask(Who).await.unwrap().1, 1, "records unchanged");
         assert_eq!(remote.ask(Sleep(0)).await.unwrap(), 2, "one Sleep before");
+        let stats = export.ask(GetExportStats).await.unwrap();
+        // 1 ask + 1 tell + Add(0) + Sleep(500) + Sleep(0) served; 1 + 2 raw copies and at
+        // least 2 retried copies of the slow ask answered from the window.
+        assert_eq!(stats.served, 5, "{stats:?}");
+        assert!(stats.duplicates >= 5, "{stats:?}");
         system.shutdown().await.unwrap();
     }
 
@@ -572,6 +603,105 @@ mod with_nats {
             ServiceState::Running,
             "the service itself goes on"
         );
+        system.shutdown().await.unwrap();
+    }
+
+    /// REMOTE.md: a request in flight when the server dies may time out although it was
+    /// handled. Tells sent with retries (same message id) through server restarts: every
+    /// accepted tell is handled, and none twice, while copies did reach the node (the
+    /// restarts are repeated, at most 6 times, until the window has answered some).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn retries_across_a_server_restart_handle_each_tell_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+        let mut server = server_or_skip!();
+        let (system, _exporter, counter, caller, export) =
+            pair_with_export(&server, "counter").await;
+        let remote = caller
+            .lookup::<Counter>("counter")
+            .unwrap()
+            .with_timeout(Duration::from_millis(300))
+            .with_retries(30);
+        let accepted = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (accepted, done) = (accepted.clone(), done.clone());
+            tokio::spawn(async move {
+                futures::stream::iter(0..100_000u64)
+                    .take_while(move |_| std::future::ready(!done.load(Ordering::SeqCst)))
+                    .map(|seq| {
+                        let (remote, accepted) = (remote.clone(), accepted.clone());
+                        async move {
+                            let res = remote.tell(Record(seq)).await;
+                            if res.is_ok() {
+                                accepted.fetch_add(1, Ordering::SeqCst);
+                            }
+                            (seq, res.map_err(|e| e.into_parts().0))
+                        }
+                    })
+                    .buffer_unordered(8)
+                    .collect::<Vec<_>>()
+                    .await
+            })
+        };
+        let wait_accepted = |n: u64| {
+            let accepted = accepted.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while accepted.load(Ordering::SeqCst) < n {
+                    assert!(Instant::now() < deadline, "traffic stalled before {n}");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        };
+        let mut restarts = 0;
+        for _ in 0..6 {
+            wait_accepted(accepted.load(Ordering::SeqCst) + 200).await;
+            // Down long enough for the requests in flight to time out and be sent again.
+            server.kill();
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            server.restart();
+            restarts += 1;
+            wait_accepted(accepted.load(Ordering::SeqCst) + 50).await;
+            if export.ask(GetExportStats).await.unwrap().duplicates > 0 {
+                break;
+            }
+        }
+        done.store(true, Ordering::SeqCst);
+        let results = tokio::time::timeout(Duration::from_secs(120), sender)
+            .await
+            .expect("the sender ends")
+            .unwrap();
+        let seen = counter.ask(SeenList).await.unwrap();
+        let mut unique = std::collections::HashSet::new();
+        for seq in &seen {
+            assert!(unique.insert(*seq), "record {seq} handled twice");
+        }
+        let mut failed = 0;
+        for (seq, res) in &results {
+            match res {
+                Ok(()) => assert!(unique.contains(seq), "record {seq} accepted, not handled"),
+                Err(e) => {
+                    assert!(!e.certainly_not_handled(), "{e}");
+                    failed += 1;
+                }
+            }
+        }
+        let stats = export.ask(GetExportStats).await.unwrap();
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr(),
+            format_args!(
+                "through {restarts} restart(s): {} tells, {stats:?}, {failed} failed\n",
+                results.len()
+            ),
+        );
+        assert!(failed < 20, "{failed} tells failed through 30 retries");
+        // Each record reached the service once; the copies that a restart produced (sent
+        // before it, buffered by the client, sent again after it) were answered from the
+        // window.
+        assert_eq!(stats.served as usize, seen.len());
+        assert!(stats.duplicates > 0, "{stats:?}");
         system.shutdown().await.unwrap();
     }
 

@@ -87,8 +87,10 @@ impl<A: Service> RemoteAddr<A> {
     }
 
     /// This handle, sending a request again (with the same message id, up to `retries`
-    /// more times) when an attempt got no reply within the timeout or the connection broke
-    /// under it. The node that already saw the id answers the copy from its dedup window
+    /// more times) when an attempt got no reply within the timeout, the connection broke
+    /// under it, or nobody served the name (then after a pause of 20 ms, doubling up to
+    /// 1.28 s or the timeout: an exporter re-subscribing after a reconnect, a replica
+    /// restarting). The node that already saw the id answers the copy from its dedup window
     /// (waiting for the first one's reply if needed) instead of handling it twice.
     ///
     /// With several replicas of an export, a copy may reach another replica, which has not
@@ -318,10 +320,18 @@ impl<A: Service> RemoteAddr<A> {
             };
             let again = matches!(
                 err,
-                RemoteError::Timeout { .. } | RemoteError::Disconnected { .. }
+                RemoteError::Timeout { .. }
+                    | RemoteError::Disconnected { .. }
+                    | RemoteError::NoResponders { .. }
             );
             if !again || attempt >= self.retries {
                 return Err(err);
+            }
+            if err.is_no_responders() {
+                // Nobody serves the name right now (an exporter re-subscribing after a
+                // reconnect, a replica restarting): wait a little before the next try.
+                let pause = Duration::from_millis(20u64 << attempt.min(6)).min(timeout);
+                tokio::time::sleep(pause).await;
             }
             attempt += 1;
         }

@@ -8,6 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::client::PublishErrorKind;
@@ -148,11 +149,64 @@ impl<A: Service> Export<A> {
             window: self.window,
             max_in_flight: self.max_in_flight,
             stop: None,
+            counters: Arc::default(),
         };
         match node_service.ask(AddExport(service)).await {
             Ok(res) => res.map_err(RemoteError::from),
             Err(e) => Err(RemoteError::from(e)),
         }
+    }
+}
+
+/// What an export has done since it was created (across its restarts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Requests handed to the service (a tell queued, an ask answered, a try_tell tried).
+    pub served: u64,
+    /// Requests refused with a typed error before they reached the service (bad frame,
+    /// unknown type, other version).
+    pub refused: u64,
+    /// Copies of a request already seen (same message id), answered from the dedup window
+    /// without reaching the service.
+    pub duplicates: u64,
+    /// Fire-and-forget messages dropped (they did not decode; they have no reply to carry
+    /// an error).
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    served: AtomicU64,
+    refused: AtomicU64,
+    duplicates: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ExportStats {
+        ExportStats {
+            served: self.served.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Asks an export for its [`ExportStats`]: `export.ask(GetExportStats).await`.
+#[derive(Debug, Clone, Copy)]
+pub struct GetExportStats;
+
+impl<A: Service> Handler<GetExportStats> for ExportService<A> {
+    type Reply = ExportStats;
+
+    async fn handle(&mut self, _: GetExportStats, _ctx: &mut Context<Self>) -> ExportStats {
+        self.counters.snapshot()
     }
 }
 
@@ -171,6 +225,7 @@ pub struct ExportService<A: Service> {
     window: usize,
     max_in_flight: usize,
     stop: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>,
+    counters: Arc<Counters>,
 }
 
 impl<A: Service> fmt::Debug for ExportService<A> {
@@ -227,6 +282,7 @@ impl<A: Service> Service for ExportService<A> {
             waiting_tells: 0,
             accepted: Bytes::from(wire::encode_reply(&ReplyHead::Accepted)),
             me: ctx.myself().downgrade(),
+            counters: self.counters.clone(),
         };
         ctx.spawn_named(
             format!("serve {}", self.name),
@@ -485,6 +541,7 @@ struct Server<A: Service> {
     accepted: Bytes,
     /// The export's own service, stopped if the subscription ends by itself.
     me: WeakAddr<ExportService<A>>,
+    counters: Arc<Counters>,
 }
 
 /// A request being served: its id, where the reply goes, whether it is a tell waiting for
@@ -560,6 +617,7 @@ impl<A: Service> Server<A> {
     ) {
         match reply {
             Some(reply) => {
+                Counters::bump(&self.counters.refused);
                 tracing::debug!(target: "modo", "export {}: refused a request: {what}", self.name);
                 self.send(
                     reply,
@@ -568,6 +626,7 @@ impl<A: Service> Server<A> {
                 .await;
             }
             None => {
+                Counters::bump(&self.counters.dropped);
                 tracing::warn!(target: "modo", "export {}: dropped a fire-and-forget message: {what}", self.name);
             }
         }
@@ -607,8 +666,12 @@ impl<A: Service> Server<A> {
         };
         match seen {
             Seen::New => {}
-            Seen::Pending => return,
+            Seen::Pending => {
+                Counters::bump(&self.counters.duplicates);
+                return;
+            }
             Seen::Done(frame) => {
+                Counters::bump(&self.counters.duplicates);
                 if let Some(reply) = reply {
                     self.send(reply, frame).await;
                 }
@@ -645,8 +708,12 @@ impl<A: Service> Server<A> {
                 let what = format!("{fault:?}");
                 self.refuse(reply, fault, &what).await;
             }
-            Ok(Served::Now(outcome)) => self.finish(id, reply, windowed, outcome).await,
+            Ok(Served::Now(outcome)) => {
+                Counters::bump(&self.counters.served);
+                self.finish(id, reply, windowed, outcome).await
+            }
             Ok(Served::Later(fut)) => {
+                Counters::bump(&self.counters.served);
                 let tell = matches!(head.kind, Kind::Tell | Kind::Publish);
                 if tell {
                     self.waiting_tells += 1;

@@ -85,7 +85,9 @@ pub mod wire;
 
 pub use addr::RemoteAddr;
 pub use error::{RemoteError, RemoteSendError};
-pub use export::{DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IN_FLIGHT, Export, ExportService};
+pub use export::{
+    DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IN_FLIGHT, Export, ExportService, ExportStats, GetExportStats,
+};
 pub use node::{ConnectionState, Node, NodeOptions};
 
 use serde::Serialize;
