@@ -55,8 +55,9 @@
 //!   the message comes back in a [`RemoteSendError`]. A message that may vanish is sent only
 //!   with the explicitly named [`RemoteAddr::tell_unacked`].
 //! - An ask or tell to a name nobody exports fails at once with
-//!   [`RemoteError::NoResponders`]. Every call is bounded by a timeout
-//!   ([`RemoteAddr::with_timeout`]); an ask whose node dies fails within it, and never hangs.
+//!   [`RemoteError::NoResponders`] (unless the handle was given retries). Every call is
+//!   bounded by a timeout ([`RemoteAddr::with_timeout`]); an ask whose node dies fails within
+//!   it, and never hangs.
 //! - A handler that panics gives the caller [`RemoteError::Crashed`], as locally.
 //! - A request that does not decode (bad bytes, an unknown message type, another version of
 //!   it, another wire version) gets a typed error reply; it never reaches the service and
@@ -64,6 +65,8 @@
 //! - Each message carries an id ([`wire::MessageId`]); each export keeps a window of recently
 //!   seen ids with the reply it gave, so a request sent again with the same id (see
 //!   [`RemoteAddr::with_retries`]) is answered, not handled twice, by the node that saw it.
+//!   Each export counts what it served, refused, answered as a copy and dropped
+//!   ([`ExportStats`], asked with [`GetExportStats`]).
 //!
 //! # Subjects
 //! Everything of a system lives under `modo.<system>.`:
