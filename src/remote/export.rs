@@ -678,31 +678,20 @@ impl<A: Service> Server<A> {
                 return;
             }
         }
-        let Some(route) = self.routes.get(head.message).cloned() else {
-            self.window.forget(id);
-            let what = format!("unknown message type {:?}", head.message);
-            let fault = Fault::UnknownMessage {
+        let now = self.waiting_tells == 0;
+        // Routed without holding the table past the call: the refusals below need `self`.
+        let routed = match self.routes.get(head.message) {
+            None => Err(Fault::UnknownMessage {
                 message: head.message.to_owned(),
-            };
-            return self.refuse(reply, fault, &what).await;
-        };
-        if route.version() != head.version {
-            self.window.forget(id);
-            let fault = Fault::VersionMismatch {
+            }),
+            Some(route) if route.version() != head.version => Err(Fault::VersionMismatch {
                 message: head.message.to_owned(),
                 expected: route.version(),
                 got: head.version,
-            };
-            let what = format!(
-                "{} in version {} (this export takes {})",
-                head.message,
-                head.version,
-                route.version()
-            );
-            return self.refuse(reply, fault, &what).await;
-        }
-        let now = self.waiting_tells == 0;
-        match route.call(&self.target, head.kind, body, head.wait(), now) {
+            }),
+            Some(route) => route.call(&self.target, head.kind, body, head.wait(), now),
+        };
+        match routed {
             Err(fault) => {
                 self.window.forget(id);
                 let what = format!("{fault:?}");
