@@ -579,7 +579,7 @@ mod with_nats {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_export_whose_connection_closes_stops() {
+    async fn closing_a_node_stops_its_exports() {
         let server = server_or_skip!();
         let system = System::new();
         let exporter = node(&server, &system).await;

@@ -300,15 +300,19 @@ impl Node {
         ))
     }
 
-    /// Flushes what is buffered and closes the connection for good (the state becomes
-    /// [`ConnectionState::Closed`]). Later remote calls fail with
-    /// [`RemoteError::Disconnected`]. Stop the node's service first so its exports answer
-    /// what they took.
+    /// Stops the node's exports (each answers what it took first), flushes what is buffered
+    /// and closes the connection for good (the state becomes [`ConnectionState::Closed`]).
+    /// Later remote calls fail with [`RemoteError::Disconnected`]; the node's service keeps
+    /// running, showing the `nats:closed` flag, until it is stopped.
     ///
     /// # Errors
     /// [`RemoteError::Disconnected`] if the connection could not be drained.
     pub async fn close(&self) -> Result<(), RemoteError> {
         self.inner.closed.store(true, Ordering::Release);
+        // The exports first: each unsubscribes and answers what it took.
+        if let Some(service) = self.service() {
+            let _ = service.ask(StopExports).await;
+        }
         let res = self
             .inner
             .client
@@ -421,5 +425,18 @@ impl<A: Service> Handler<AddExport<A>> for Node {
 
     async fn handle(&mut self, msg: AddExport<A>, ctx: &mut Context<Self>) -> Self::Reply {
         ctx.add_runtime_dependency(msg.0).await
+    }
+}
+
+/// Stops every export of the node (its children).
+struct StopExports;
+
+impl Handler<StopExports> for Node {
+    type Reply = ();
+
+    async fn handle(&mut self, _: StopExports, ctx: &mut Context<Self>) {
+        for child in ctx.children().to_vec() {
+            let _ = ctx.remove_dependency(&child).await;
+        }
     }
 }
