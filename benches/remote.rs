@@ -111,6 +111,9 @@ const ECHO: &str = "bench.raw.echo";
 /// actor hop, the floor under a remote ask.
 const VIA_ACTOR: &str = "bench.raw.actor";
 const COUNT: &str = "bench.raw.count";
+/// A raw subscriber that tells each message to a local service: raw NATS plus one local
+/// actor hop, the floor under a fire-and-forget tell.
+const COUNT_VIA_ACTOR: &str = "bench.raw.count_actor";
 const IN_FLIGHT: usize = 64;
 /// Fire-and-forget messages sent before waiting for them all to arrive.
 const BATCH: u64 = 10_000;
@@ -119,6 +122,7 @@ const BATCH: u64 = 10_000;
 struct Fixture {
     raw: async_nats::Client,
     raw_count: Arc<Tally>,
+    local_hits: Arc<Tally>,
     remote: RemoteAddr<Sink>,
     caller: Node,
     hits: Arc<Tally>,
@@ -162,6 +166,19 @@ async fn setup(server: NatsServer) -> Setup {
         })
         .await
         .unwrap();
+    let local_hits = Arc::new(Tally::default());
+    let local_sink = system
+        .spawn(Sink {
+            hits: local_hits.clone(),
+        })
+        .await
+        .unwrap();
+    let mut counted_via_actor = responder.subscribe(COUNT_VIA_ACTOR).await.unwrap();
+    tokio::spawn(async move {
+        while counted_via_actor.next().await.is_some() {
+            let _ = local_sink.tell(Hit(0)).await;
+        }
+    });
     let mut via_actor = responder.subscribe(VIA_ACTOR).await.unwrap();
     let actor_client = responder.clone();
     tokio::spawn(async move {
@@ -196,6 +213,7 @@ async fn setup(server: NatsServer) -> Setup {
         fixture: Fixture {
             raw,
             raw_count,
+            local_hits,
             remote,
             caller,
             hits,
@@ -275,6 +293,26 @@ impl Fixture {
             }
             self.raw.flush().await.unwrap();
             self.raw_count.wait_for(target).await;
+        }
+        start.elapsed()
+    }
+
+    async fn raw_actor_publish(&self, iters: u64) -> Duration {
+        let payload = Bytes::from_static(b"12345678");
+        let start = Instant::now();
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(BATCH);
+            left -= n;
+            let target = self.local_hits.count() + n;
+            for _ in 0..n {
+                self.raw
+                    .publish(COUNT_VIA_ACTOR, payload.clone())
+                    .await
+                    .unwrap();
+            }
+            self.raw.flush().await.unwrap();
+            self.local_hits.wait_for(target).await;
         }
         start.elapsed()
     }
@@ -407,6 +445,13 @@ fn main() {
         true,
         &|n| rt.block_on(fx.raw_publish(n)),
         &|n| rt.block_on(fx.modo_publish(n)),
+    );
+    row(
+        "publish, raw subscriber + local tell (the floor under fire-and-forget)",
+        pub_n,
+        true,
+        &|n| rt.block_on(fx.raw_publish(n)),
+        &|n| rt.block_on(fx.raw_actor_publish(n)),
     );
     drop(setup);
 }

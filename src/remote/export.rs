@@ -699,7 +699,10 @@ impl<A: Service> Server<A> {
             }
             Ok(Served::Now(outcome)) => {
                 Counters::bump(&self.counters.served);
-                self.finish(id, reply, windowed, outcome).await
+                // A fire-and-forget message queued at once: nothing to record or answer.
+                if windowed || reply.is_some() {
+                    self.finish(id, reply, windowed, outcome).await
+                }
             }
             Ok(Served::Later(fut)) => {
                 Counters::bump(&self.counters.served);
