@@ -174,7 +174,8 @@ mod with_nats {
             .await
             .unwrap();
         let remote_root = caller.lookup::<Counter>("root").unwrap();
-        assert!(remote_root.ask(Boom).await.unwrap_err().is_crashed());
+        let err = remote_root.ask(Boom).await.unwrap_err();
+        assert!(err.is_crashed(), "{err:?}");
         root.wait_until_stopped().await;
         let mut last = None;
         for _ in 0..100 {
@@ -393,6 +394,59 @@ mod with_nats {
         for (me, n) in &by_replica {
             assert!(*n > 0, "replica {me} got nothing: {by_replica:?}");
         }
+        system.shutdown().await.unwrap();
+    }
+
+    /// A replica withdrawn in the middle of traffic (its export stopped) drains: what the
+    /// server routed to it before the unsubscription is still answered, the rest goes to
+    /// the other replica, and no caller sees an error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_withdrawn_mid_traffic_loses_no_request() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+
+        let server = server_or_skip!();
+        let system = System::new();
+        let mut exports = Vec::new();
+        for me in ["r1", "r2"] {
+            let n = node(&server, &system).await;
+            let c = system.spawn(Counter::new(me)).await.unwrap();
+            exports.push(export_counter(&n, "counter", c).await.unwrap());
+        }
+        let caller = Node::connect(&server.url(), NodeOptions::new("t"))
+            .await
+            .unwrap();
+        let remote = caller.lookup::<Counter>("counter").unwrap();
+        let done = Arc::new(AtomicU64::new(0));
+        let sender = {
+            let done = done.clone();
+            tokio::spawn(async move {
+                futures::stream::iter(0..1000u64)
+                    .map(|seq| {
+                        let (remote, done) = (remote.clone(), done.clone());
+                        async move {
+                            let res = remote.tell(Record(seq)).await.map_err(|e| e.to_string());
+                            done.fetch_add(1, Ordering::SeqCst);
+                            res
+                        }
+                    })
+                    .buffer_unordered(16)
+                    .collect::<Vec<_>>()
+                    .await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while done.load(Ordering::SeqCst) < 200 {
+            assert!(Instant::now() < deadline, "traffic did not start");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        exports[0].stop().await.unwrap();
+        let results = tokio::time::timeout(Duration::from_secs(60), sender)
+            .await
+            .expect("the sender ends")
+            .unwrap();
+        let errors: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
         system.shutdown().await.unwrap();
     }
 

@@ -255,8 +255,8 @@ impl<A: Service> RemoteAddr<A> {
             version: M::VERSION,
             wait_ms,
         };
-        wire::encode_request(&head, msg)
-            .map(Bytes::from)
+        self.node
+            .encode_request(&head, msg)
             .map_err(|e| RemoteError::from_wire(&self.name, e))
     }
 

@@ -43,6 +43,10 @@ const MAX_KEPT_BYTES: usize = 16 << 20;
 /// How long a stopping export waits for the requests it already took.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a stopping export keeps reading requests routed to it before its
+/// unsubscription took effect.
+const DRAIN_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Builds the export of a local service: `node.export(name, addr)`, then the message types
 /// other nodes may send it, then [`start`](Self::start).
 ///
@@ -558,6 +562,10 @@ impl<A: Service> Server<A> {
         let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
         let mut stopping = false;
         let mut reading = true;
+        // Set at the stop: the drain of the subscription ends the stream by then at the
+        // latest (it ends sooner, once the server confirmed the unsubscription).
+        let drain_deadline = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(drain_deadline);
         // Ends once the subscription has ended (unsubscribed at stop, or the connection
         // closed) and every request taken is answered.
         while reading || !inflight.is_empty() {
@@ -565,8 +573,18 @@ impl<A: Service> Server<A> {
                 biased;
                 _ = &mut stop, if !stopping => {
                     stopping = true;
-                    // Buffered requests are still served; the stream ends after them.
-                    let _ = sub.unsubscribe().await;
+                    // A drain, not a bare unsubscribe: requests the server routed here
+                    // before it saw the unsubscription are still delivered and served (a
+                    // bare unsubscribe drops them in the client, and their senders time out).
+                    if sub.drain().await.is_err() {
+                        reading = false;
+                    }
+                    drain_deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + DRAIN_READ_TIMEOUT);
+                }
+                () = &mut drain_deadline, if stopping && reading => {
+                    reading = false;
                 }
                 Some((id, reply, tell, windowed, outcome)) = inflight.next(), if !inflight.is_empty() => {
                     if tell {

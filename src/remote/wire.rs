@@ -267,6 +267,44 @@ pub fn encode_request<M: Serialize + ?Sized>(
     encode_into(message, buf, "message")
 }
 
+/// Encodes a request into `buf` (a node's shared send buffer) and splits it off: frames
+/// share the buffer's blocks, so a send allocates only when a block is used up.
+pub(crate) fn encode_request_split<M: Serialize + ?Sized>(
+    head: &RequestHead<'_>,
+    message: &M,
+    buf: &mut bytes::BytesMut,
+) -> Result<bytes::Bytes, WireError> {
+    /// A new block when less than this is left.
+    const LOW: usize = 1024;
+    /// The size of a new block.
+    const BLOCK: usize = 64 * 1024;
+    if buf.capacity() - buf.len() < LOW {
+        buf.reserve(BLOCK);
+    }
+    let mut out = std::mem::take(buf);
+    out.extend_from_slice(&[WIRE_VERSION]);
+    let encoded = postcard::to_extend(head, out)
+        .map_err(|e| WireError::Encode {
+            part: "request head",
+            reason: e.to_string(),
+        })
+        .and_then(|out| {
+            postcard::to_extend(message, out).map_err(|e| WireError::Encode {
+                part: "message",
+                reason: e.to_string(),
+            })
+        });
+    match encoded {
+        Ok(mut out) => {
+            let frame = out.split().freeze();
+            *buf = out;
+            Ok(frame)
+        }
+        // The buffer went with the failed encoding: the next send starts a new one.
+        Err(e) => Err(e),
+    }
+}
+
 /// Decodes a request's head; returns it and the message's bytes.
 ///
 /// # Errors
@@ -410,6 +448,19 @@ mod tests {
             assert_eq!(back, head);
             assert!(rest.is_empty());
         }
+    }
+
+    #[test]
+    fn split_frames_equal_plain_ones_and_share_blocks() {
+        let mut buf = bytes::BytesMut::new();
+        let a = encode_request_split(&head("m"), &(1u8, "x"), &mut buf).unwrap();
+        let b = encode_request_split(&head("n"), &7u64, &mut buf).unwrap();
+        assert_eq!(
+            &a[..],
+            &encode_request(&head("m"), &(1u8, "x")).unwrap()[..]
+        );
+        assert_eq!(&b[..], &encode_request(&head("n"), &7u64).unwrap()[..]);
+        assert!(buf.capacity() >= 1024, "the rest of the block is kept");
     }
 
     #[test]
