@@ -129,6 +129,13 @@ impl<A: Service> Export<A> {
     /// withdraw the export; it also stops by itself when the exported service stops for
     /// good.
     ///
+    /// A stopping export drains: it unsubscribes, answers the requests that reached its
+    /// process, and only then stops. Requests the server routed to it during the
+    /// unsubscription's round trip can still be dropped by the NATS client (core NATS is at
+    /// most once); their senders time out, and a sender with retries
+    /// ([`RemoteAddr::with_retries`](super::RemoteAddr::with_retries)) reaches another
+    /// replica.
+    ///
     /// # Errors
     /// [`RemoteError::InvalidName`] for a bad name or a message name registered twice;
     /// [`RemoteError::NodeNotRunning`] if the node's service is not running;
