@@ -60,6 +60,8 @@
 //! - [`log`]: Mode's `[^--Label]` prefixes and line format over `tracing`.
 //! - [`worker`]: the [`Worker`] runs a tree of services as a program: logging set-up, OS
 //!   signals (graceful stop, tree dump), a blocking detector and exit codes.
+//! - `remote` (cargo feature `nats`): typed services across processes and hosts over NATS:
+//!   a node joins a system, exports services by name, and looks up typed remote addresses.
 //! - [`signal`]: Mode's observer pattern: [`Signal`]s whose receivers run in order, a failing
 //!   one reported without stopping the others.
 //!
@@ -84,6 +86,8 @@ pub mod log;
 pub mod logging;
 pub mod pool;
 pub mod registry;
+#[cfg(feature = "nats")]
+pub mod remote;
 pub mod signal;
 pub mod stampede;
 pub mod supervisor;

@@ -60,6 +60,9 @@ pub struct Node {
     pub restart_count: u32,
     /// The names of its background tasks running when the snapshot was taken.
     pub tasks: Vec<String>,
+    /// Its diagnostic flags raised when the snapshot was taken ([`Diag`](crate::Diag)),
+    /// sorted: what it is busy with, or a connection's state.
+    pub flags: Vec<String>,
     /// Creation order in the System.
     pub(crate) seq: u64,
 }

@@ -197,6 +197,7 @@ impl Registry {
             state: service.state(),
             restart_count: service.restart_count(),
             tasks: service.task_names(),
+            flags: service.diag().flags(),
             seq: entry.seq,
         }
     }

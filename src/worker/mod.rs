@@ -425,7 +425,7 @@ async fn dump_tree(system: &System) {
 /// The tree, one service a line, indented two spaces per level.
 fn render_tree(graph: &Graph) -> String {
     fn node(graph: &Graph, n: &Node, out: &mut String) {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:indent$}{} state={} restarts={} depth={}",
             "",
@@ -435,6 +435,10 @@ fn render_tree(graph: &Graph) -> String {
             n.depth,
             indent = 2 * n.depth
         );
+        if !n.flags.is_empty() {
+            let _ = write!(out, " flags={}", n.flags.join(","));
+        }
+        out.push('\n');
         for task in &n.tasks {
             let _ = writeln!(out, "{:indent$}task {task}", "", indent = 2 * n.depth + 2);
         }
@@ -506,11 +510,35 @@ impl Service for Root {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::HookResult;
 
     #[test]
     fn exit_codes() {
         assert_eq!(WorkerExit::Stopped.code(), 0);
         assert_eq!(WorkerExit::Failed(Error::ShuttingDown).code(), 1);
         assert_eq!(WorkerExit::Interrupted.code(), 130);
+    }
+
+    struct Flagged;
+    impl Service for Flagged {
+        async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+            ctx.diag().set_flag("nats:connected");
+            Ok(())
+        }
+    }
+
+    /// A service's raised diagnostic flags show on its line of the dump.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_dump_shows_diagnostic_flags() {
+        let system = System::new();
+        system.spawn(Flagged).await.unwrap();
+        let graph = system.registry().graph().await;
+        assert_eq!(graph.roots()[0].flags, ["nats:connected"]);
+        let dump = render_tree(&graph);
+        assert!(
+            dump.contains("Flagged state=running restarts=0 depth=0 flags=nats:connected\n"),
+            "{dump}"
+        );
+        system.shutdown().await.unwrap();
     }
 }

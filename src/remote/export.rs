@@ -1,0 +1,810 @@
+//! Exports: a local service served to other nodes under a name. The [`Export`] builder lists
+//! the message types it takes; [`ExportService`] (a child of the node's service) subscribes
+//! and serves.
+
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::client::PublishErrorKind;
+use async_nats::{Subject, Subscriber};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use super::wire::{self, Fault, Kind, MessageId, ReplyHead, WireError};
+use super::{Node, RemoteError, RemoteMessage, check_name};
+use crate::{Addr, Context, Error, Handler, HookResult, Lifecycle, Service, WeakAddr};
+
+/// How many recently seen message ids an export remembers by default (with the reply it
+/// gave), so a request sent again is answered instead of handled twice.
+pub const DEFAULT_DEDUP_WINDOW: usize = 4096;
+
+/// How many requests an export serves at once by default; past it, it stops reading from
+/// NATS until one finishes.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+
+/// The most reply bytes the dedup window keeps; older entries are forgotten past it.
+const MAX_KEPT_BYTES: usize = 16 << 20;
+
+/// How long a stopping export waits for the requests it already took.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a stopping export keeps reading requests routed to it before its
+/// unsubscription took effect.
+const DRAIN_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Builds the export of a local service: `node.export(name, addr)`, then the message types
+/// other nodes may send it, then [`start`](Self::start).
+///
+/// ```no_run
+/// # use modo::prelude::*;
+/// # use modo::remote::{Node, RemoteMessage};
+/// # use serde::{Deserialize, Serialize};
+/// # struct Cache; impl Service for Cache {}
+/// # #[derive(Serialize, Deserialize)] struct Get(u32);
+/// # impl RemoteMessage for Get { const NAME: &'static str = "cache.Get"; }
+/// # impl Handler<Get> for Cache { type Reply = Option<String>;
+/// #     async fn handle(&mut self, _: Get, _: &mut Context<Self>) -> Option<String> { None } }
+/// # async fn run(node: Node, cache: Addr<Cache>) -> Result<(), modo::remote::RemoteError> {
+/// node.export("cache", cache).message::<Get>().start().await?;
+/// # Ok(()) }
+/// ```
+pub struct Export<A: Service> {
+    node: Node,
+    name: String,
+    addr: Addr<A>,
+    routes: HashMap<&'static str, Arc<dyn Route<A>>>,
+    twice: Option<&'static str>,
+    window: usize,
+    max_in_flight: usize,
+}
+
+impl<A: Service> fmt::Debug for Export<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Export")
+            .field("name", &self.name)
+            .field("messages", &self.routes.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl<A: Service> Export<A> {
+    pub(crate) fn new(node: Node, name: String, addr: Addr<A>) -> Self {
+        Export {
+            node,
+            name,
+            addr,
+            routes: HashMap::new(),
+            twice: None,
+            window: DEFAULT_DEDUP_WINDOW,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// Takes messages of type `M` from other nodes, for `tell`, `try_tell`, `ask` and
+    /// `tell_unacked` (its reply travels back as serde).
+    pub fn message<M>(mut self) -> Self
+    where
+        A: Handler<M>,
+        M: RemoteMessage,
+        <A as Handler<M>>::Reply: Serialize,
+    {
+        let route: Arc<dyn Route<A>> = Arc::new(Typed::<M>(PhantomData));
+        if self.routes.insert(M::NAME, route).is_some() {
+            self.twice = Some(M::NAME);
+        }
+        self
+    }
+
+    /// How many recently seen message ids to remember (default [`DEFAULT_DEDUP_WINDOW`]);
+    /// 0 turns the check off. The window also keeps the replies it gave (up to 16 MiB in
+    /// all), so a request sent again gets the same answer.
+    pub fn dedup_window(mut self, ids: usize) -> Self {
+        self.window = ids;
+        self
+    }
+
+    /// How many requests to serve at once (default [`DEFAULT_MAX_IN_FLIGHT`], at least 1).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Starts serving: adds the export as a child of the node's service and returns once it
+    /// is subscribed (other nodes reach it from then on). Stop the returned service to
+    /// withdraw the export; it also stops by itself when the exported service stops for
+    /// good.
+    ///
+    /// A stopping export drains: it unsubscribes, answers the requests that reached its
+    /// process, and only then stops. Requests the server routed to it during the
+    /// unsubscription's round trip can still be dropped by the NATS client (core NATS is at
+    /// most once); their senders time out, and a sender with retries
+    /// ([`RemoteAddr::with_retries`](super::RemoteAddr::with_retries)) reaches another
+    /// replica.
+    ///
+    /// # Errors
+    /// [`RemoteError::InvalidName`] for a bad name or a message name registered twice;
+    /// [`RemoteError::NodeNotRunning`] if the node's service is not running;
+    /// [`RemoteError::Local`] if the export's service failed to start (the subscription
+    /// failed).
+    pub async fn start(self) -> Result<Addr<ExportService<A>>, RemoteError> {
+        check_name(&self.name)?;
+        if let Some(message) = self.twice {
+            return Err(RemoteError::InvalidName {
+                name: message.to_owned(),
+                reason: "two message types of this export share this name",
+            });
+        }
+        let node_service = self.node.service().ok_or(RemoteError::NodeNotRunning)?;
+        let subject = self.node.export_subject(&self.name);
+        let service = ExportService {
+            node: self.node,
+            name: Arc::from(self.name),
+            subject,
+            target: self.addr,
+            routes: Arc::new(self.routes),
+            window: self.window,
+            max_in_flight: self.max_in_flight,
+            stop: None,
+            counters: Arc::default(),
+        };
+        match node_service.ask(AddExport(service)).await {
+            Ok(res) => res.map_err(RemoteError::from),
+            Err(e) => Err(RemoteError::from(e)),
+        }
+    }
+}
+
+/// What an export has done since it was created (across its restarts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Requests handed to the service (a tell queued, an ask answered, a try_tell tried).
+    pub served: u64,
+    /// Requests refused with a typed error before they reached the service (bad frame,
+    /// unknown type, other version).
+    pub refused: u64,
+    /// Copies of a request already seen (same message id), answered from the dedup window
+    /// without reaching the service.
+    pub duplicates: u64,
+    /// Fire-and-forget messages dropped (they did not decode; they have no reply to carry
+    /// an error).
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    served: AtomicU64,
+    refused: AtomicU64,
+    duplicates: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ExportStats {
+        ExportStats {
+            served: self.served.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Asks an export for its [`ExportStats`]: `export.ask(GetExportStats).await`.
+#[derive(Debug, Clone, Copy)]
+pub struct GetExportStats;
+
+impl<A: Service> Handler<GetExportStats> for ExportService<A> {
+    type Reply = ExportStats;
+
+    async fn handle(&mut self, _: GetExportStats, _ctx: &mut Context<Self>) -> ExportStats {
+        self.counters.snapshot()
+    }
+}
+
+/// Asks the node's service to add an export as its child.
+pub(crate) struct AddExport<A: Service>(pub(crate) ExportService<A>);
+
+/// The service serving one export: a child of the node's service, labelled `export <name>`.
+/// Its background task reads the export's subject (in the queue group `<name>`), decodes
+/// each request, hands it to the local service, and replies.
+pub struct ExportService<A: Service> {
+    node: Node,
+    name: Arc<str>,
+    subject: String,
+    target: Addr<A>,
+    routes: Arc<HashMap<&'static str, Arc<dyn Route<A>>>>,
+    window: usize,
+    max_in_flight: usize,
+    stop: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>,
+    counters: Arc<Counters>,
+}
+
+impl<A: Service> fmt::Debug for ExportService<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportService")
+            .field("name", &self.name)
+            .field("subject", &self.subject)
+            .finish()
+    }
+}
+
+/// Why an export could not subscribe.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot subscribe to {subject}: {reason}")]
+struct SubscribeError {
+    subject: String,
+    reason: String,
+}
+
+impl<A: Service> Service for ExportService<A> {
+    fn label(&self) -> Cow<'static, str> {
+        Cow::Owned(format!("export {}", self.name))
+    }
+
+    fn shutdown_timeout(&self) -> Duration {
+        DRAIN_TIMEOUT + Duration::from_secs(1)
+    }
+
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        let client = self.node.client().clone();
+        let fail = |e: &dyn fmt::Display| SubscribeError {
+            subject: self.subject.clone(),
+            reason: e.to_string(),
+        };
+        let sub = client
+            .queue_subscribe(self.subject.clone(), self.name.to_string())
+            .await
+            .map_err(|e| fail(&e))?;
+        // Once the server has the subscription, other nodes reach this export.
+        tokio::time::timeout(Duration::from_secs(5), client.flush())
+            .await
+            .map_err(|e| fail(&e))?
+            .map_err(|e| fail(&e))?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.stop = Some((stop_tx, done_rx));
+        let server = Server {
+            client,
+            name: self.name.clone(),
+            target: self.target.clone(),
+            routes: self.routes.clone(),
+            window: Window::new(self.window),
+            max_in_flight: self.max_in_flight,
+            waiting_tells: 0,
+            accepted: Bytes::from(wire::encode_reply(&ReplyHead::Accepted)),
+            me: ctx.myself().downgrade(),
+            counters: self.counters.clone(),
+        };
+        ctx.spawn_named(
+            format!("serve {}", self.name),
+            server.run(sub, stop_rx, done_tx),
+        );
+        // An export of a service that stopped for good withdraws itself, so that replicas
+        // take its share, or callers hear "no responders".
+        let target = self.target.clone();
+        let me = ctx.myself().clone();
+        ctx.spawn_named("watch target", async move {
+            target.wait_until(|t| t.is_terminated()).await;
+            let _ = me.send_lifecycle(Lifecycle::Stop);
+        });
+        ctx.log().info(format_args!(
+            "serving {} on {} (queue group {})",
+            short_name::<A>(),
+            self.subject,
+            self.name
+        ));
+        Ok(())
+    }
+
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        // Unsubscribe, answer what was taken, then let the tasks be cancelled.
+        if let Some((stop, done)) = self.stop.take() {
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, done).await;
+        }
+        Ok(())
+    }
+}
+
+fn short_name<T>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base)
+}
+
+/// A message type an export takes: decodes it and hands it to the local service.
+pub(crate) trait Route<A: Service>: Send + Sync + 'static {
+    /// The version of the message type.
+    fn version(&self) -> u16;
+
+    /// Decodes `body` and sends it to `target` as `kind` says. `now`: a tell may be queued
+    /// with `try_tell` first (no tell of this export is waiting for room, so order holds).
+    fn call(
+        &self,
+        target: &Addr<A>,
+        kind: Kind,
+        body: &[u8],
+        wait: Option<Duration>,
+        now: bool,
+    ) -> Result<Served, Fault>;
+}
+
+/// How a request was served.
+pub(crate) enum Served {
+    /// Answered already (an accepted tell, a `try_tell`, a refusal).
+    Now(Outcome),
+    /// Answered when the future resolves: an ask, or a tell waiting for room.
+    Later(BoxFuture<'static, Outcome>),
+}
+
+/// The reply a served request gets.
+pub(crate) enum Outcome {
+    Accepted,
+    Reply(Bytes),
+}
+
+struct Typed<M>(PhantomData<fn() -> M>);
+
+fn fault_frame(fault: Fault) -> Outcome {
+    Outcome::Reply(Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault))))
+}
+
+fn fault_of(e: &Error) -> Fault {
+    match e {
+        Error::Stopped { .. } => Fault::Stopped,
+        Error::Crashed { reason, .. } => Fault::Crashed {
+            reason: reason.to_string(),
+        },
+        Error::MailboxFull { .. } => Fault::MailboxFull,
+        Error::Timeout { .. } => Fault::Timeout,
+        other => Fault::Failed {
+            what: other.to_string(),
+        },
+    }
+}
+
+async fn bounded<F: Future<Output = Outcome>>(wait: Option<Duration>, fut: F) -> Outcome {
+    match wait {
+        Some(wait) => tokio::time::timeout(wait, fut)
+            .await
+            .unwrap_or_else(|_| fault_frame(Fault::Timeout)),
+        None => fut.await,
+    }
+}
+
+impl<A, M> Route<A> for Typed<M>
+where
+    A: Handler<M>,
+    M: RemoteMessage,
+    <A as Handler<M>>::Reply: Serialize,
+{
+    fn version(&self) -> u16 {
+        M::VERSION
+    }
+
+    fn call(
+        &self,
+        target: &Addr<A>,
+        kind: Kind,
+        body: &[u8],
+        wait: Option<Duration>,
+        now: bool,
+    ) -> Result<Served, Fault> {
+        let msg: M = wire::decode_body(body, "message").map_err(|e| Fault::Decode {
+            what: format!("{}: {e}", M::NAME),
+        })?;
+        Ok(match kind {
+            Kind::TryTell => Served::Now(match target.try_tell(msg) {
+                Ok(()) => Outcome::Accepted,
+                Err(e) if e.is_full() => fault_frame(Fault::MailboxFull),
+                Err(_) => fault_frame(Fault::Stopped),
+            }),
+            Kind::Tell | Kind::Publish => {
+                let msg = if now {
+                    match target.try_tell(msg) {
+                        Ok(()) => return Ok(Served::Now(Outcome::Accepted)),
+                        Err(e) if e.is_full() => e.into_inner(),
+                        Err(_) => return Ok(Served::Now(fault_frame(Fault::Stopped))),
+                    }
+                } else {
+                    msg
+                };
+                let target = target.clone();
+                Served::Later(Box::pin(bounded(wait, async move {
+                    match target.tell(msg).await {
+                        Ok(()) => Outcome::Accepted,
+                        Err(_) => fault_frame(Fault::Stopped),
+                    }
+                })))
+            }
+            Kind::Ask => {
+                let target = target.clone();
+                Served::Later(Box::pin(bounded(wait, async move {
+                    match target.ask(msg).await {
+                        Ok(reply) => match wire::encode_ok(&reply) {
+                            Ok(frame) => Outcome::Reply(Bytes::from(frame)),
+                            Err(e) => fault_frame(Fault::Encode {
+                                what: e.to_string(),
+                            }),
+                        },
+                        Err(e) => fault_frame(fault_of(&e)),
+                    }
+                })))
+            }
+        })
+    }
+}
+
+/// The recently seen message ids of one export, with the reply each got.
+struct Window {
+    cap: usize,
+    slots: HashMap<MessageId, Slot>,
+    /// Finished ids, oldest first, for eviction.
+    done: VecDeque<MessageId>,
+    kept_bytes: usize,
+}
+
+enum Slot {
+    /// Being served; the reply also goes to these subjects (the same request sent again).
+    Pending(Vec<Subject>),
+    /// Served; the reply it got (empty for fire-and-forget).
+    Done(Bytes),
+}
+
+enum Seen {
+    New,
+    /// A copy of a request being served: its reply will go to this one too.
+    Pending,
+    /// A copy of a served request: send it this reply.
+    Done(Bytes),
+}
+
+impl Window {
+    fn new(cap: usize) -> Self {
+        Window {
+            cap,
+            slots: HashMap::new(),
+            done: VecDeque::new(),
+            kept_bytes: 0,
+        }
+    }
+
+    fn begin(&mut self, id: MessageId, reply: Option<&Subject>) -> Seen {
+        if self.cap == 0 {
+            return Seen::New;
+        }
+        match self.slots.entry(id) {
+            Entry::Vacant(v) => {
+                v.insert(Slot::Pending(Vec::new()));
+                Seen::New
+            }
+            Entry::Occupied(mut o) => match o.get_mut() {
+                Slot::Pending(waiting) => {
+                    waiting.extend(reply.cloned());
+                    Seen::Pending
+                }
+                Slot::Done(frame) => Seen::Done(frame.clone()),
+            },
+        }
+    }
+
+    /// Drops a request that was refused before it reached the service.
+    fn forget(&mut self, id: MessageId) {
+        if let Some(Slot::Pending(_)) = self.slots.get(&id) {
+            self.slots.remove(&id);
+        }
+    }
+
+    /// Records the reply; returns the subjects of copies that wait for it.
+    fn finish(&mut self, id: MessageId, frame: &Bytes) -> Vec<Subject> {
+        if self.cap == 0 {
+            return Vec::new();
+        }
+        let waiting = match self.slots.insert(id, Slot::Done(frame.clone())) {
+            Some(Slot::Pending(waiting)) => waiting,
+            _ => Vec::new(),
+        };
+        self.done.push_back(id);
+        self.kept_bytes += frame.len();
+        while self.done.len() > self.cap || self.kept_bytes > MAX_KEPT_BYTES {
+            let Some(old) = self.done.pop_front() else {
+                break;
+            };
+            if let Some(Slot::Done(f)) = self.slots.remove(&old) {
+                self.kept_bytes -= f.len();
+            }
+        }
+        waiting
+    }
+}
+
+/// The export's serving loop.
+struct Server<A: Service> {
+    client: async_nats::Client,
+    name: Arc<str>,
+    target: Addr<A>,
+    routes: Arc<HashMap<&'static str, Arc<dyn Route<A>>>>,
+    window: Window,
+    max_in_flight: usize,
+    /// Tells waiting for room in the mailbox: while there are some, new tells queue behind
+    /// them instead of trying `try_tell` first, so one sender's order holds.
+    waiting_tells: usize,
+    accepted: Bytes,
+    /// The export's own service, stopped if the subscription ends by itself.
+    me: WeakAddr<ExportService<A>>,
+    counters: Arc<Counters>,
+}
+
+/// A request being served: its id, where the reply goes, whether it is a tell waiting for
+/// room, whether the dedup window follows it, and the reply.
+type InFlight = BoxFuture<'static, (MessageId, Option<Subject>, bool, bool, Outcome)>;
+
+impl<A: Service> Server<A> {
+    async fn run(
+        mut self,
+        mut sub: Subscriber,
+        mut stop: oneshot::Receiver<()>,
+        done: oneshot::Sender<()>,
+    ) {
+        let mut inflight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+        let mut stopping = false;
+        let mut reading = true;
+        // Set at the stop: the drain of the subscription ends the stream by then at the
+        // latest (it ends sooner, once the server confirmed the unsubscription).
+        let drain_deadline = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(drain_deadline);
+        // Ends once the subscription has ended (unsubscribed at stop, or the connection
+        // closed) and every request taken is answered.
+        while reading || !inflight.is_empty() {
+            tokio::select! {
+                biased;
+                _ = &mut stop, if !stopping => {
+                    stopping = true;
+                    // A drain, not a bare unsubscribe: requests the server routed here
+                    // before it saw the unsubscription are still delivered and served (a
+                    // bare unsubscribe drops them in the client, and their senders time out).
+                    if sub.drain().await.is_err() {
+                        reading = false;
+                    }
+                    drain_deadline
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + DRAIN_READ_TIMEOUT);
+                }
+                () = &mut drain_deadline, if stopping && reading => {
+                    reading = false;
+                }
+                Some((id, reply, tell, windowed, outcome)) = inflight.next(), if !inflight.is_empty() => {
+                    if tell {
+                        self.waiting_tells -= 1;
+                    }
+                    self.finish(id, reply, windowed, outcome).await;
+                }
+                msg = sub.next(), if reading && inflight.len() < self.max_in_flight => match msg {
+                    Some(msg) => self.accept(msg, &mut inflight).await,
+                    None => reading = false,
+                },
+            }
+        }
+        let _ = self.client.flush().await;
+        let _ = done.send(());
+        if !stopping {
+            // The subscription ended by itself: the connection is closed for good. An export
+            // that cannot serve stops, so the tree shows it gone.
+            tracing::warn!(target: "modo", "export {}: the NATS connection closed; stopping", self.name);
+            if let Some(me) = self.me.upgrade() {
+                let _ = me.send_lifecycle(Lifecycle::Stop);
+            }
+        }
+    }
+
+    async fn send(&self, reply: Subject, frame: Bytes) {
+        match self.client.publish(reply.clone(), frame).await {
+            Ok(()) => {}
+            // A reply larger than the server takes: the caller hears why instead of waiting
+            // for its timeout.
+            Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                let fault = Fault::Encode {
+                    what: format!("the reply is larger than the server accepts ({e})"),
+                };
+                let frame = Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault)));
+                let _ = self.client.publish(reply, frame).await;
+            }
+            // The connection is closed for good: the caller times out.
+            Err(_) => {}
+        }
+    }
+
+    async fn refuse(
+        &mut self,
+        reply: Option<Subject>,
+        fault: Fault,
+        what: &(dyn fmt::Display + Sync),
+    ) {
+        match reply {
+            Some(reply) => {
+                Counters::bump(&self.counters.refused);
+                tracing::debug!(target: "modo", "export {}: refused a request: {what}", self.name);
+                self.send(
+                    reply,
+                    Bytes::from(wire::encode_reply(&ReplyHead::Fault(fault))),
+                )
+                .await;
+            }
+            None => {
+                Counters::bump(&self.counters.dropped);
+                tracing::warn!(target: "modo", "export {}: dropped a fire-and-forget message: {what}", self.name);
+            }
+        }
+    }
+
+    async fn accept(
+        &mut self,
+        msg: async_nats::Message,
+        inflight: &mut FuturesUnordered<InFlight>,
+    ) {
+        let payload = msg.payload;
+        let (head, body) = match wire::decode_request(&payload) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let fault = match &e {
+                    WireError::Version { got, supported } => Fault::WireVersion {
+                        got: *got,
+                        supported: *supported,
+                    },
+                    other => Fault::Decode {
+                        what: other.to_string(),
+                    },
+                };
+                return self.refuse(msg.reply, fault, &e).await;
+            }
+        };
+        // A fire-and-forget message has no reply subject; anything with one is answered.
+        let reply = msg.reply;
+        let id = head.id;
+        // Fire-and-forget messages are never sent twice (there is no reply to miss), so
+        // they skip the window.
+        let windowed = head.kind != Kind::Publish;
+        let seen = if windowed {
+            self.window.begin(id, reply.as_ref())
+        } else {
+            Seen::New
+        };
+        match seen {
+            Seen::New => {}
+            Seen::Pending => {
+                Counters::bump(&self.counters.duplicates);
+                return;
+            }
+            Seen::Done(frame) => {
+                Counters::bump(&self.counters.duplicates);
+                if let Some(reply) = reply {
+                    self.send(reply, frame).await;
+                }
+                return;
+            }
+        }
+        let now = self.waiting_tells == 0;
+        // Routed without holding the table past the call: the refusals below need `self`.
+        let routed = match self.routes.get(head.message) {
+            None => Err(Fault::UnknownMessage {
+                message: head.message.to_owned(),
+            }),
+            Some(route) if route.version() != head.version => Err(Fault::VersionMismatch {
+                message: head.message.to_owned(),
+                expected: route.version(),
+                got: head.version,
+            }),
+            Some(route) => route.call(&self.target, head.kind, body, head.wait(), now),
+        };
+        match routed {
+            Err(fault) => {
+                self.window.forget(id);
+                let what = format!("{fault:?}");
+                self.refuse(reply, fault, &what).await;
+            }
+            Ok(Served::Now(outcome)) => {
+                Counters::bump(&self.counters.served);
+                // A fire-and-forget message queued at once: nothing to record or answer.
+                if windowed || reply.is_some() {
+                    self.finish(id, reply, windowed, outcome).await
+                }
+            }
+            Ok(Served::Later(fut)) => {
+                Counters::bump(&self.counters.served);
+                let tell = matches!(head.kind, Kind::Tell | Kind::Publish);
+                if tell {
+                    self.waiting_tells += 1;
+                }
+                inflight.push(Box::pin(
+                    async move { (id, reply, tell, windowed, fut.await) },
+                ));
+            }
+        }
+    }
+
+    async fn finish(
+        &mut self,
+        id: MessageId,
+        reply: Option<Subject>,
+        windowed: bool,
+        outcome: Outcome,
+    ) {
+        let frame = match outcome {
+            Outcome::Accepted => self.accepted.clone(),
+            Outcome::Reply(frame) => frame,
+        };
+        if windowed {
+            let kept = if reply.is_some() {
+                frame.clone()
+            } else {
+                Bytes::new()
+            };
+            for other in self.window.finish(id, &kept) {
+                self.send(other, frame.clone()).await;
+            }
+        }
+        if let Some(reply) = reply {
+            self.send(reply, frame).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::wire::NodeId;
+
+    fn id(seq: u64) -> MessageId {
+        MessageId {
+            node: NodeId([1; 16]),
+            seq,
+        }
+    }
+
+    #[test]
+    fn the_window_answers_copies_and_forgets_the_oldest() {
+        let mut w = Window::new(2);
+        let r = Subject::from("r");
+        assert!(matches!(w.begin(id(1), Some(&r)), Seen::New));
+        assert!(matches!(w.begin(id(1), Some(&r)), Seen::Pending));
+        let waiting = w.finish(id(1), &Bytes::from_static(b"a"));
+        assert_eq!(waiting.len(), 1);
+        assert!(matches!(w.begin(id(1), None), Seen::Done(f) if f == "a"));
+        for seq in 2..=3 {
+            assert!(matches!(w.begin(id(seq), None), Seen::New));
+            w.finish(id(seq), &Bytes::from_static(b"b"));
+        }
+        // Capacity 2: id 1 is forgotten, 2 and 3 are kept.
+        assert!(matches!(w.begin(id(1), None), Seen::New));
+        assert!(matches!(w.begin(id(3), None), Seen::Done(_)));
+        assert_eq!(w.kept_bytes, 2);
+    }
+
+    #[test]
+    fn a_refused_request_is_forgotten_and_a_zero_window_keeps_nothing() {
+        let mut w = Window::new(8);
+        assert!(matches!(w.begin(id(1), None), Seen::New));
+        w.forget(id(1));
+        assert!(matches!(w.begin(id(1), None), Seen::New));
+        let mut off = Window::new(0);
+        assert!(matches!(off.begin(id(1), None), Seen::New));
+        off.finish(id(1), &Bytes::from_static(b"x"));
+        assert!(matches!(off.begin(id(1), None), Seen::New));
+        assert!(off.slots.is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+//! A nats-server of the test's own, on a free loopback port, killed when dropped; and the
+//! skip rule: without nats-server on this machine the remote tests print how to install it
+//! and pass. `MODO_NATS_SERVER` names the binary (a path that does not exist forces the
+//! skip, which is how the skip path is checked).
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The line a skipped test prints.
+pub const SKIP: &str =
+    "skipped: nats-server not found; install it with: apt-get install nats-server";
+
+/// The nats-server binary: `MODO_NATS_SERVER` if set (and it exists), else `nats-server` on
+/// PATH, else `/usr/sbin/nats-server` (Debian's package installs it there).
+pub fn server_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MODO_NATS_SERVER") {
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/nats-server");
+        sbin.is_file().then_some(sbin)
+    })
+}
+
+/// Prints the skip line where a test run shows it (straight to stderr: libtest captures
+/// only the print macros).
+pub fn print_skip() {
+    let _ = writeln!(std::io::stderr(), "{SKIP}");
+}
+
+/// Starts a server, or prints the skip line and returns from the test.
+#[macro_export]
+macro_rules! server_or_skip {
+    () => {
+        match $crate::remote_support::NatsServer::start() {
+            Some(server) => server,
+            None => {
+                $crate::remote_support::print_skip();
+                return;
+            }
+        }
+    };
+}
+
+/// A nats-server process on 127.0.0.1.
+pub struct NatsServer {
+    binary: PathBuf,
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl NatsServer {
+    /// A server on a free port; `None` if there is no nats-server binary.
+    ///
+    /// # Panics
+    /// If the binary exists but the server does not come up within 10 s.
+    pub fn start() -> Option<NatsServer> {
+        let binary = server_binary()?;
+        let dir =
+            std::env::temp_dir().join(format!("modo-nats-{}-{}", std::process::id(), uuid_like()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = spawn(&binary, &dir, None);
+        let pid = child.id();
+        let mut server = NatsServer {
+            binary,
+            child: Some(child),
+            dir,
+            port: 0,
+        };
+        server.port = server.read_port(pid);
+        server.wait_until_listening();
+        Some(server)
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after [`kill`](Self::kill)).
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = spawn(&self.binary, &self.dir, Some(self.port));
+            std::thread::sleep(Duration::from_millis(100));
+            match child.try_wait() {
+                Ok(None) => {
+                    self.child = Some(child);
+                    break;
+                }
+                // The port is not free yet: try again, for a while.
+                _ if Instant::now() < deadline => continue,
+                other => panic!(
+                    "nats-server did not restart on port {}: {other:?}",
+                    self.port
+                ),
+            }
+        }
+        self.wait_until_listening();
+    }
+
+    fn read_port(&mut self, pid: u32) -> u16 {
+        let file = self.dir.join(format!("nats-server_{pid}.ports"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(text) = std::fs::read_to_string(&file)
+                && let Some(port) = parse_port(&text)
+            {
+                return port;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("nats-server exited at start: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "nats-server wrote no ports file in 10 s ({})",
+            file.display()
+        );
+    }
+
+    fn wait_until_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nats-server is not listening on {} after 10 s", self.port);
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn spawn(binary: &Path, dir: &Path, port: Option<u16>) -> Child {
+    let port = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
+    Command::new(binary)
+        .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+}
+
+/// `{"nats":["nats://127.0.0.1:33869"], ...}` -> 33869.
+fn parse_port(text: &str) -> Option<u16> {
+    let start = text.find("nats://")? + "nats://".len();
+    let rest = &text[start..];
+    let colon = rest.find(':')?;
+    let digits: String = rest[colon + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+fn uuid_like() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
