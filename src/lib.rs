@@ -97,10 +97,11 @@ mod wait;
 pub mod worker;
 
 pub use actor::{
-    Addr, BoxError, ChildAction, Context, CrashReason, DEFAULT_MAILBOX_CAPACITY,
+    Addr, BoxError, ChildAction, Context, CrashReason, CrashRecord, DEFAULT_MAILBOX_CAPACITY,
     DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Down, DownReason, Error, Handler, Hook, HookResult,
-    IntoServiceSpec, Lifecycle, Recipient, ReplyTo, SendError, Service, ServiceRef, ServiceSpec,
-    ServiceState, SharedError, TaskOutput, TrySendError, WatchId, WeakAddr,
+    IntoServiceSpec, Lifecycle, Percentiles, Recipient, ReplyTo, SendError, Service, ServiceRef,
+    ServiceSpec, ServiceState, ServiceStats, SharedError, TaskOutput, TrySendError, WatchId,
+    WeakAddr,
 };
 pub use awaitable::{FutureService, from_future};
 pub use diag::Diag;

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::actor::cell::CURRENT_ACTOR;
 use crate::actor::host::{Event, Host};
+use crate::actor::observe::Observe;
 use crate::actor::runner;
 use crate::registry::{Registry, Reporter};
 use crate::{Addr, Context, Error, IntoServiceSpec, Lifecycle, Service, ServiceRef, ServiceSpec};
@@ -63,6 +64,8 @@ pub(crate) struct SystemInner {
     registry: Addr<Registry>,
     /// Where services report graph changes (drained by the registry).
     reporter: Reporter,
+    /// The observation switch every service shares (see `System::set_observing`).
+    observe: Arc<Observe>,
     /// Why the System was failed (see `System::fail`): what `shutdown` returns.
     failure: std::sync::Mutex<Option<Error>>,
 }
@@ -100,7 +103,9 @@ impl System {
         // The registry needs no host to be built (it reports nothing), so the System can
         // hold its address from the start; it is launched once the System exists.
         let (registry, reporter) = crate::registry::channel();
-        let (registry, launch) = runner::build(ServiceSpec::new(registry).internal(), None);
+        let observe = Arc::new(Observe::default());
+        let (registry, launch) =
+            runner::build(ServiceSpec::new(registry).internal(), None, observe.clone());
         let inner = Arc::new(SystemInner {
             handle,
             roots: DashMap::default(),
@@ -112,6 +117,7 @@ impl System {
             names: DashMap::new(),
             reporter: reporter.with_registry(registry.clone()),
             registry,
+            observe,
             failure: std::sync::Mutex::new(None),
         });
         let system = System { inner };
@@ -167,7 +173,8 @@ impl System {
             return Err(Error::ShuttingDown);
         }
         let host = self.host();
-        let (addr, launch) = runner::build(service.into_spec(), None);
+        let observe = self.inner.observe.clone();
+        let (addr, launch) = runner::build(service.into_spec(), None, observe);
         let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
         self.inner
             .roots
@@ -288,6 +295,20 @@ impl System {
     #[cfg(test)]
     pub(crate) fn report_for_test(&self, event: Event) {
         self.inner.report(event);
+    }
+
+    /// Turns message observation on or off for every service of this System: while on, each
+    /// message sent records its mailbox wait and handle time in its service's
+    /// [`stats`](crate::ServiceRef::stats) (and, with the `metrics` feature, in the `metrics`
+    /// facade). Off by default: then a message costs nothing more than a flag read. The
+    /// observer turns it on while it serves.
+    pub fn set_observing(&self, on: bool) {
+        self.inner.observe.set(on);
+    }
+
+    /// Whether message observation is on (see [`set_observing`](Self::set_observing)).
+    pub fn is_observing(&self) -> bool {
+        self.inner.observe.is_on()
     }
 
     /// A snapshot of the messages that could not be delivered, per service.

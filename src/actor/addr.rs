@@ -16,8 +16,9 @@ use crate::diag::Diag;
 
 use super::cell::{AnyCell, Cell, Core};
 use super::error::{CrashReason, Error, SendError, TrySendError};
-use super::handler::{Ask, BoxEnvelope, Handler, Tell};
+use super::handler::{Ask, BoxEnvelope, Handler, Tell, Traced};
 use super::mailbox::{Control, Lifecycle, Stop};
+use super::observe::{Sent, ServiceStats};
 use super::recipient::Recipient;
 use super::reply::ReplyTo;
 use super::service::Service;
@@ -93,7 +94,7 @@ impl<A: Service> Addr<A> {
         A: Handler<M>,
         M: Send + 'static,
     {
-        let env: BoxEnvelope<A> = Box::new(Tell(msg));
+        let env = self.envelope(msg);
         match self.cell.user.send(env, &self.cell.core.control).await {
             Ok(()) => Ok(()),
             Err(env) => Err(SendError::new(self.unwrap(env), self.label_arc())),
@@ -109,11 +110,29 @@ impl<A: Service> Addr<A> {
         A: Handler<M>,
         M: Send + 'static,
     {
-        let env: BoxEnvelope<A> = Box::new(Tell(msg));
+        let env = self.envelope(msg);
         match self.cell.user.try_send(env, &self.cell.core.control) {
             Ok(()) => Ok(()),
             Err((env, true)) => Err(TrySendError::Full(self.unwrap(env), self.label_arc())),
             Err((env, false)) => Err(TrySendError::Stopped(self.unwrap(env), self.label_arc())),
+        }
+    }
+
+    /// The envelope of a message sent without a reply: traced while someone observes.
+    #[inline]
+    fn envelope<M>(&self, msg: M) -> BoxEnvelope<A>
+    where
+        A: Handler<M>,
+        M: Send + 'static,
+    {
+        if self.cell.core.observing() {
+            Box::new(Traced {
+                msg,
+                reply: None,
+                sent: Sent::now(),
+            })
+        } else {
+            Box::new(Tell(msg))
         }
     }
 
@@ -153,7 +172,15 @@ impl<A: Service> Addr<A> {
         core.check_not_self("ask")?;
         let epoch = core.crash_epoch();
         let (tx, rx) = oneshot::channel();
-        let env: BoxEnvelope<A> = Box::new(Ask { msg, reply: tx });
+        let env: BoxEnvelope<A> = if core.observing() {
+            Box::new(Traced {
+                msg,
+                reply: Some(tx),
+                sent: Sent::now(),
+            })
+        } else {
+            Box::new(Ask { msg, reply: tx })
+        };
         if self.cell.user.send(env, &core.control).await.is_err() {
             return Err(core.gone_error());
         }
@@ -202,7 +229,7 @@ impl<A: Service> Addr<A> {
         core.check_not_self("ask")?;
         let epoch = core.crash_epoch();
         let (tx, rx) = oneshot::channel();
-        let env: BoxEnvelope<A> = Box::new(Tell(make(ReplyTo::new(tx))));
+        let env = self.envelope(make(ReplyTo::new(tx)));
         if self.cell.user.send(env, &core.control).await.is_err() {
             return Err(core.gone_error());
         }
@@ -338,6 +365,13 @@ impl ServiceRef {
     /// Messages waiting in the user lane.
     pub fn mailbox_len(&self) -> usize {
         self.cell.queued()
+    }
+
+    /// What the service has done: messages handled and their timings (observed ones, see
+    /// [`System::set_observing`](crate::System::set_observing)), messages queued, crashes,
+    /// restarts and its last crash.
+    pub fn stats(&self) -> ServiceStats {
+        self.core().stats_snapshot(self.cell.queued())
     }
 
     /// The typed address, if the service is an `A`.

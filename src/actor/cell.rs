@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, oneshot};
@@ -28,6 +28,8 @@ use super::error::{CrashReason, Error};
 use super::handler::{BoxEnvelope, StopHere};
 use super::host::Host;
 use super::mailbox::{Control, ControlLane, Reply, Stop, UserLane};
+use super::meter;
+use super::observe::{CrashRecord, Observe, ServiceStats, StatsSlot, spans_wanted};
 use super::service::Service;
 use super::state::ServiceState;
 use super::watch::Watchers;
@@ -103,6 +105,10 @@ pub(crate) struct Core {
     tasks: Mutex<Vec<Arc<str>>>,
     /// Who watches this service (see `watch.rs`).
     pub(crate) watchers: Watchers,
+    /// The System's observation switch (see `observe.rs`).
+    pub(crate) observe: Arc<Observe>,
+    /// Message statistics, made at the first observed message.
+    pub(crate) stats: StatsSlot,
 }
 
 /// Locks a mutex, ignoring poisoning: the data behind these locks is always left consistent.
@@ -118,6 +124,7 @@ pub(crate) struct CoreInit {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) internal: bool,
     pub(crate) parent: Option<(Weak<dyn AnyCell>, usize)>,
+    pub(crate) observe: Arc<Observe>,
 }
 
 impl Core {
@@ -160,6 +167,8 @@ impl Core {
             dead_letters: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
             watchers: Watchers::new(),
+            observe: init.observe,
+            stats: StatsSlot::default(),
         }
     }
 
@@ -208,7 +217,35 @@ impl Core {
     }
 
     pub(crate) fn bump_restart_count(&self) -> u32 {
+        meter::restarted(self);
         self.restart_count.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Whether a message sent now should be traced (see `observe.rs`).
+    #[inline]
+    pub(crate) fn observing(&self) -> bool {
+        self.observe.is_on() || spans_wanted()
+    }
+
+    /// What the service has done so far.
+    pub(crate) fn stats_snapshot(&self, queued: usize) -> ServiceStats {
+        let last_crash = {
+            let crash = lock(&self.crash);
+            match (&crash.last, crash.last_at) {
+                (Some(reason), Some(at)) => Some(CrashRecord {
+                    at,
+                    reason: reason.clone(),
+                }),
+                _ => None,
+            }
+        };
+        ServiceStats::from_parts(
+            self.stats.get(),
+            queued,
+            self.crashes.load(Ordering::Relaxed),
+            self.restart_count(),
+            last_crash,
+        )
     }
 
     pub(crate) fn crash_reason(&self) -> Option<CrashReason> {
@@ -223,7 +260,9 @@ impl Core {
         }
         crash.current = Some(reason.clone());
         crash.last = Some(reason.clone());
+        crash.last_at = Some(SystemTime::now());
         self.crashes.fetch_add(1, Ordering::SeqCst);
+        meter::crashed(self);
         reason
     }
 
@@ -430,6 +469,7 @@ impl Core {
     #[cold]
     fn report_dead_letters(&self, n: usize, host: &dyn Host) {
         self.dead_letters.fetch_add(n as u64, Ordering::Relaxed);
+        meter::dead_letters(self, n as u64);
         // Messages left in the mailbox of a service that stopped cleanly were dropped on
         // purpose; those of a crashed one are news.
         let crashed = self.crash_reason().is_some();
@@ -527,6 +567,8 @@ struct Crash {
     current: Option<CrashReason>,
     /// Kept across restarts, for requests that read their answer late.
     last: Option<CrashReason>,
+    /// When `last` happened.
+    last_at: Option<SystemTime>,
 }
 
 /// The states in the order of their index in `Core::state`.

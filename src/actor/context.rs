@@ -394,7 +394,8 @@ impl<A: Service> Context<A> {
     /// step, start it yourself or use [`add_runtime_dependency`](Self::add_runtime_dependency).
     /// It is stopped before this service finishes stopping, in reverse order.
     pub fn add_dependency<T: IntoServiceSpec>(&mut self, service: T) -> Addr<T::Service> {
-        let (addr, launch) = runner::build(service.into_spec(), Some(self.as_parent()));
+        let observe = self.core().observe.clone();
+        let (addr, launch) = runner::build(service.into_spec(), Some(self.as_parent()), observe);
         launch.spawn(&self.host);
         self.children.push(addr.service_ref());
         addr
@@ -618,6 +619,7 @@ impl<A: Service> Context<A> {
         Parent {
             cell: self.addr.service_ref().downgrade_cell(),
             depth: self.core().depth,
+            observe: self.core().observe.clone(),
         }
     }
 }

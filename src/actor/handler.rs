@@ -9,12 +9,16 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 
+use tokio::time::Instant;
+
 use futures::FutureExt;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::context::Context;
 use super::error::{CrashReason, Error};
 use super::mailbox::{Control, Stop};
+use super::observe::{Sent, spans_wanted};
 use super::service::Service;
 
 /// How a service handles messages of type `M`. A service may implement it for any number of
@@ -98,6 +102,15 @@ impl<A: Service> Envelope<A> for StopHere {
 /// A message sent with `tell`: no reply.
 pub(crate) struct Tell<M>(pub(crate) M);
 
+/// A message sent while someone observes (see `observe.rs`): the message, how it was sent, and
+/// when and from where.
+pub(crate) struct Traced<M, R> {
+    pub(crate) msg: M,
+    /// The ask's reply; `None` for a tell.
+    pub(crate) reply: Option<oneshot::Sender<Result<R, Error>>>,
+    pub(crate) sent: Box<Sent>,
+}
+
 /// A message sent with `ask`: the reply goes back on a oneshot.
 pub(crate) struct Ask<M, R> {
     pub(crate) msg: M,
@@ -154,6 +167,72 @@ where
                         label: ctx.core().label.arc(),
                         reason: reason.clone(),
                     }));
+                    Err(reason)
+                }
+            }
+        })
+    }
+
+    fn into_message(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.msg)
+    }
+}
+
+impl<A, M> Envelope<A> for Traced<M, A::Reply>
+where
+    A: Handler<M>,
+    M: Send + 'static,
+{
+    fn handle<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
+        let Traced { msg, reply, sent } = *self;
+        let wait = sent.at.elapsed();
+        let core = ctx.core();
+        let stats = core.stats.get_or_init();
+        let kind = if reply.is_some() { "ask" } else { "tell" };
+        let span = if spans_wanted() {
+            let span = tracing::debug_span!(
+                target: "modo::message",
+                "message",
+                service = %core.label,
+                message = super::service::short_type_name::<M>(),
+                kind,
+                wait_us = wait.as_micros() as u64,
+                handle_us = tracing::field::Empty,
+            );
+            if let Some(from) = &sent.from {
+                span.follows_from(from);
+            }
+            span
+        } else {
+            tracing::Span::none()
+        };
+        Box::pin(async move {
+            let start = Instant::now();
+            let res = AssertUnwindSafe(actor.handle(msg, ctx).instrument(span.clone()))
+                .catch_unwind()
+                .await;
+            let took = start.elapsed();
+            stats.record(wait, took);
+            span.record("handle_us", took.as_micros() as u64);
+            super::meter::handled(&stats, ctx, wait, took);
+            match res {
+                Ok(r) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(r));
+                    }
+                    Ok(())
+                }
+                Err(panic) => {
+                    let reason = CrashReason::from_panic(panic, during::<M>());
+                    span.in_scope(
+                        || tracing::error!(target: "modo::message", "handler panicked: {reason}"),
+                    );
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(Error::Crashed {
+                            label: ctx.core().label.arc(),
+                            reason: reason.clone(),
+                        }));
+                    }
                     Err(reason)
                 }
             }

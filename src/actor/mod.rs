@@ -25,6 +25,8 @@
 //! | `error.rs` | [`Error`], [`SendError`], [`TrySendError`], [`CrashReason`], [`Hook`] |
 //! | `host.rs` | what the kernel asks of its host, and the graph events it reports |
 //! | `watch.rs` | watching any service: [`Down`], [`WatchId`] |
+//! | `observe.rs` | per-message spans and statistics, paid for only while observed: [`ServiceStats`] |
+//! | `meter.rs` | the `metrics` facade (feature `metrics`): names and labels |
 //! | `log.rs` | the `[^--Label]` logger and the span of an actor's task |
 //! | `runner/` | the actor's task: build and launch, the serve loop, control, children, the sequences |
 
@@ -36,6 +38,8 @@ pub(crate) mod handler;
 pub(crate) mod host;
 pub(crate) mod log;
 pub(crate) mod mailbox;
+pub(crate) mod meter;
+pub(crate) mod observe;
 pub(crate) mod recipient;
 pub(crate) mod reply;
 pub(crate) mod runner;
@@ -52,6 +56,7 @@ pub use error::{
 };
 pub use handler::Handler;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
+pub use observe::{CrashRecord, Percentiles, ServiceStats};
 pub use recipient::Recipient;
 pub use reply::ReplyTo;
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};

@@ -56,6 +56,7 @@ use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
 use super::handler::BoxEnvelope;
 use super::host::{Event, Host};
 use super::mailbox::{Control, Reply, UserLane};
+use super::observe::Observe;
 use super::service::Service;
 use super::spec::{AnySpec, Init, ServiceSpec};
 use super::state::ServiceState;
@@ -66,6 +67,8 @@ use hooks::HookFn;
 pub(crate) struct Parent {
     pub(crate) cell: Weak<dyn AnyCell>,
     pub(crate) depth: usize,
+    /// The System's observation switch, shared down the tree.
+    pub(crate) observe: Arc<Observe>,
 }
 
 /// An actor that is built but whose task is not running yet (tower's `Buffer::pair`: build the
@@ -81,6 +84,7 @@ pub(crate) struct Launch<A: Service> {
 pub(crate) fn build<S: Service>(
     spec: ServiceSpec<S>,
     parent: Option<Parent>,
+    observe: Arc<Observe>,
 ) -> (Addr<S>, Launch<S>) {
     let ServiceSpec {
         init,
@@ -113,6 +117,7 @@ pub(crate) fn build<S: Service>(
         name: name.map(Arc::from),
         internal,
         parent: parent.map(|p| (p.cell, p.depth)),
+        observe,
     });
     let cell = Arc::new(Cell {
         core,
@@ -157,6 +162,7 @@ impl<A: Service> Launch<A> {
             });
         }
         let token = host.track();
+        super::meter::spawned();
         let span = super::log::service_span(core);
         let (timeout, label) = (core.settings.shutdown_timeout, core.label.arc());
         let runner = Runner {
@@ -193,7 +199,8 @@ impl<A: Service> Launch<A> {
 
 impl<S: Service> AnySpec for ServiceSpec<S> {
     fn launch_child(self: Box<Self>, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef {
-        let (addr, launch) = build(*self, Some(parent));
+        let observe = parent.observe.clone();
+        let (addr, launch) = build(*self, Some(parent), observe);
         launch.spawn(host);
         addr.service_ref()
     }
