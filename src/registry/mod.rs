@@ -216,7 +216,43 @@ impl Handler<Snapshot> for Registry {
     }
 }
 
+/// Asks the registry for one live service by id.
+#[derive(Debug)]
+pub(crate) struct Find(Uuid);
+
+impl Handler<Find> for Registry {
+    type Reply = Option<ServiceRef>;
+
+    async fn handle(&mut self, Find(id): Find, _ctx: &mut Context<Self>) -> Option<ServiceRef> {
+        self.drain();
+        self.entries.get(&id).map(|e| e.service.clone())
+    }
+}
+
 impl Addr<Registry> {
+    /// The live service with id `id` (from a [`Graph`] snapshot, say), to act on it: stop,
+    /// restart or crash it, read its stats. `None` if no live service has that id (or the
+    /// System has shut down).
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    ///
+    /// struct App;
+    /// impl Service for App {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let app = system.spawn(App).await?;
+    /// let found = system.registry().service(app.id()).await.expect("live");
+    /// found.stop().await?;
+    /// assert!(system.registry().service(app.id()).await.is_none());
+    /// # system.shutdown().await }
+    /// ```
+    pub async fn service(&self, id: Uuid) -> Option<ServiceRef> {
+        self.ask(Find(id)).await.ok().flatten()
+    }
+
     /// A consistent snapshot of every live service. Once the System has shut down, nothing is
     /// live: the graph is empty.
     ///
