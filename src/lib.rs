@@ -92,6 +92,8 @@ pub mod signal;
 pub mod stampede;
 pub mod supervisor;
 mod system;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 mod wait;
 pub mod worker;

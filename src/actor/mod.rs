@@ -34,6 +34,8 @@ pub(crate) mod addr;
 pub(crate) mod cell;
 pub(crate) mod context;
 pub(crate) mod error;
+#[cfg(feature = "testkit")]
+pub(crate) mod faults;
 pub(crate) mod handler;
 pub(crate) mod host;
 pub(crate) mod log;
@@ -54,6 +56,8 @@ pub use context::Context;
 pub use error::{
     BoxError, CrashReason, Error, Hook, HookResult, SendError, SharedError, TrySendError,
 };
+#[cfg(feature = "testkit")]
+pub use faults::Faults;
 pub use handler::Handler;
 pub use mailbox::{DEFAULT_MAILBOX_CAPACITY, Lifecycle};
 pub use observe::{CrashRecord, Percentiles, ServiceStats};

@@ -46,6 +46,8 @@ pub struct ServiceSpec<S: Service> {
     pub(crate) label: Option<Cow<'static, str>>,
     pub(crate) internal: bool,
     pub(crate) own_thread: bool,
+    #[cfg(feature = "testkit")]
+    pub(crate) faults: Option<super::faults::Faults>,
 }
 
 impl<S: Service> ServiceSpec<S> {
@@ -58,6 +60,8 @@ impl<S: Service> ServiceSpec<S> {
             label: None,
             internal: false,
             own_thread: false,
+            #[cfg(feature = "testkit")]
+            faults: None,
         }
     }
 
@@ -77,6 +81,8 @@ impl<S: Service> ServiceSpec<S> {
             label: None,
             internal: false,
             own_thread: false,
+            #[cfg(feature = "testkit")]
+            faults: None,
         }
     }
 
@@ -127,6 +133,14 @@ impl<S: Service> ServiceSpec<S> {
     /// returns, and the thread ends.
     pub fn on_own_thread(mut self) -> Self {
         self.own_thread = true;
+        self
+    }
+
+    /// Breaks the service on purpose, for a test (feature `testkit`): see
+    /// [`Faults`](crate::testkit::Faults).
+    #[cfg(feature = "testkit")]
+    pub fn faults(mut self, faults: super::faults::Faults) -> Self {
+        self.faults = Some(faults);
         self
     }
 

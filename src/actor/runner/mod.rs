@@ -78,6 +78,8 @@ pub(crate) struct Launch<A: Service> {
     addr: Addr<A>,
     factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
     own_thread: bool,
+    #[cfg(feature = "testkit")]
+    faults: Option<Box<super::faults::FaultState>>,
 }
 
 /// Builds a service's cell from `spec`: returns its address, and its task ready to be launched.
@@ -93,6 +95,8 @@ pub(crate) fn build<S: Service>(
         label,
         internal,
         own_thread,
+        #[cfg(feature = "testkit")]
+        faults,
     } = spec;
     let (actor, factory) = match init {
         Init::Value(s) => (s, None),
@@ -129,6 +133,8 @@ pub(crate) fn build<S: Service>(
         addr: addr.clone(),
         factory,
         own_thread,
+        #[cfg(feature = "testkit")]
+        faults: faults.map(|f| Box::new(super::faults::FaultState::new(f))),
     };
     (addr, launch)
 }
@@ -152,6 +158,8 @@ impl<A: Service> Launch<A> {
             addr,
             factory,
             own_thread,
+            #[cfg(feature = "testkit")]
+            faults,
         } = self;
         let core = addr.core();
         if !core.internal {
@@ -177,6 +185,8 @@ impl<A: Service> Launch<A> {
             ctrl_seen: 0,
             held_stops: Vec::new(),
             own_thread,
+            #[cfg(feature = "testkit")]
+            faults,
         };
         let current = Current {
             service: runner.ctx.myself().service_ref(),
@@ -239,6 +249,9 @@ struct Runner<A: Service> {
     held_stops: Vec<(Reply, Result<bool, Error>)>,
     /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
     own_thread: bool,
+    /// Faults to inject (tests).
+    #[cfg(feature = "testkit")]
+    faults: Option<Box<super::faults::FaultState>>,
 }
 
 /// `fut` bounded by `timeout`; `None` if it ran out. The timer (and its clock read) is armed,
@@ -305,6 +318,10 @@ impl<A: Service> Runner<A> {
 
     /// Runs hook `H` with panic capture: `Err` carries the crash reason.
     async fn run_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
+        #[cfg(feature = "testkit")]
+        if let Some(delay) = self.faults.as_ref().and_then(|f| f.delay(H::HOOK)) {
+            tokio::time::sleep(delay).await;
+        }
         match AssertUnwindSafe(H::call(&mut self.actor, &mut self.ctx))
             .catch_unwind()
             .await

@@ -79,6 +79,12 @@ impl<A: Service> Runner<A> {
             self.first_start_done = true;
         }
         self.ctx.log().mundane("Starting...");
+        #[cfg(feature = "testkit")]
+        if let Some(failure) = self.faults.as_mut().and_then(|f| f.on_start()) {
+            let reason =
+                self.hook_failed(Hook::OnStart, SharedError::from(BoxError::from(failure)));
+            return Err(self.fail_start(reason, false).await);
+        }
         if let Err(reason) = self.run_hook::<hooks::OnStart>().await {
             return Err(self.fail_start(reason, false).await);
         }

@@ -96,6 +96,13 @@ impl<A: Service> Runner<A> {
     /// panicking handler, a crash that arrived while the handler was pending, or the crash of a
     /// handler still pending `shutdown_timeout` after a stop or restart request arrived.
     async fn handle(&mut self, env: BoxEnvelope<A>) -> Option<Control> {
+        #[cfg(feature = "testkit")]
+        if let Some(reason) = self.faults.as_mut().and_then(|f| f.on_message()) {
+            // As a panic in the handler would: the message is lost with the crash.
+            self.cell.core.record_crash(reason.clone());
+            drop(env);
+            return Some(Control::Crash(reason));
+        }
         let mut fut = env.handle(&mut self.actor, &mut self.ctx);
         // Most handlers finish on their first poll: no select, no waker registration.
         let res = match futures::poll!(fut.as_mut()) {
