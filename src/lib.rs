@@ -88,6 +88,7 @@ pub mod pool;
 pub mod registry;
 #[cfg(feature = "nats")]
 pub mod remote;
+mod scope;
 pub mod signal;
 pub mod stampede;
 pub mod supervisor;
@@ -112,6 +113,7 @@ pub use flow::{FlowControlEvent, FlowControlQueue, ThrowableQueue};
 pub use logging::LogConfig;
 pub use pool::{Pool, Routing};
 pub use registry::{Graph, Registry};
+pub use scope::Scoped;
 pub use signal::Signal;
 pub use stampede::{Stampede, StampedeMap};
 pub use supervisor::{Strategy, Supervisor};

@@ -11,6 +11,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -269,6 +270,11 @@ impl System {
             .clone()
     }
 
+    /// Runs `fut` on the System's runtime, in the background.
+    pub(crate) fn spawn_background(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.inner.handle.spawn(fut);
+    }
+
     /// Starts [`shutdown`](Self::shutdown) in the background and returns at once: the way to
     /// shut down from inside a service.
     pub fn request_shutdown(&self) {
@@ -370,14 +376,15 @@ impl<A: Service> Context<A> {
     }
 }
 
-/// The known name closest to `name` by edit distance, if it is close (at most a third of
-/// the longer name's length, rounded up).
-fn closest(name: &str, known: impl Iterator<Item = Arc<str>>) -> Option<String> {
-    known
+/// Every known name close to `name` by edit distance (at most a third of the longer name's
+/// length, rounded up), closest first (ties in name order).
+fn closest(name: &str, known: impl Iterator<Item = Arc<str>>) -> Vec<String> {
+    let mut close: Vec<(usize, Arc<str>)> = known
         .map(|k| (edit_distance(name, &k), k))
         .filter(|(d, k)| *d <= name.chars().count().max(k.chars().count()).div_ceil(3))
-        .min_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)))
-        .map(|(_, k)| k.to_string())
+        .collect();
+    close.sort();
+    close.into_iter().map(|(_, k)| k.to_string()).collect()
 }
 
 /// Levenshtein distance, by characters.
@@ -418,9 +425,12 @@ mod tests {
                 .map(Arc::from)
                 .into_iter()
         };
-        assert_eq!(closest("webservr", known()).as_deref(), Some("webserver"));
-        assert_eq!(closest("cahce", known()).as_deref(), Some("cache"));
-        assert_eq!(closest("database", known()), None);
+        assert_eq!(closest("webservr", known()), ["webserver"]);
+        assert_eq!(closest("cahce", known()), ["cache"]);
+        assert!(closest("database", known()).is_empty());
+        // Every close one, closest first.
+        assert_eq!(closest("websoc", known()), ["websockets"]);
+        assert_eq!(closest("websocker", known()), ["websockets", "webserver"]);
     }
 }
 

@@ -147,6 +147,47 @@ impl StopSignal {
         self.wait(futures::future::join_all(futs)).await
     }
 
+    /// [`wait_first`](Self::wait_first) with a timeout, kept apart from the stop.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`], [`WaitError::Timeout`], or [`WaitError::Empty`].
+    pub async fn wait_first_timeout<I>(
+        &self,
+        futs: I,
+        timeout: impl Into<Duration>,
+    ) -> Result<(usize, <I::Item as Future>::Output), WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        let timeout = timeout.into();
+        match tokio::time::timeout(timeout, self.wait_first(futs)).await {
+            Ok(res) => res,
+            Err(_) => Err(WaitError::Timeout(timeout)),
+        }
+    }
+
+    /// [`wait_many`](Self::wait_many) with a timeout, kept apart from the stop: all of the
+    /// outputs, or none (every future is dropped at the timeout).
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`] or [`WaitError::Timeout`].
+    pub async fn wait_many_timeout<I>(
+        &self,
+        futs: I,
+        timeout: impl Into<Duration>,
+    ) -> Result<Vec<<I::Item as Future>::Output>, WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        let timeout = timeout.into();
+        match tokio::time::timeout(timeout, self.wait_many(futs)).await {
+            Ok(res) => res,
+            Err(_) => Err(WaitError::Timeout(timeout)),
+        }
+    }
+
     /// Runs `fut` until it completes or the service stops. Returns `true` if the service
     /// stopped first (Mode's `wait_for_stopped`).
     pub async fn wait_for_stopped<F: Future>(&self, fut: F) -> bool {

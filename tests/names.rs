@@ -125,7 +125,7 @@ async fn an_unknown_name_suggests_a_close_one() {
     let err = system.lookup::<Web>("webserver").unwrap_err();
     assert!(matches!(
         &err,
-        Error::UnknownName { name, did_you_mean: None } if name == "webserver"
+        Error::UnknownName { name, did_you_mean } if name == "webserver" && did_you_mean.is_empty()
     ));
 
     system.spawn(web("webserver")).await.unwrap();
@@ -139,7 +139,7 @@ async fn an_unknown_name_suggests_a_close_one() {
     match &err {
         Error::UnknownName { name, did_you_mean } => {
             assert_eq!(name, "webservr");
-            assert_eq!(did_you_mean.as_deref(), Some("webserver"));
+            assert_eq!(did_you_mean, &["webserver"]);
         }
         other => panic!("{other:?}"),
     }
@@ -150,15 +150,32 @@ async fn an_unknown_name_suggests_a_close_one() {
     let err = system.lookup::<Cache>("cahce").unwrap_err();
     assert!(matches!(
         &err,
-        Error::UnknownName { did_you_mean: Some(s), .. } if s == "cache"
+        Error::UnknownName { did_you_mean, .. } if did_you_mean == &["cache"]
     ));
 
     let err = system.lookup::<Web>("database").unwrap_err();
     assert!(matches!(
         &err,
-        Error::UnknownName { name, did_you_mean: None } if name == "database"
+        Error::UnknownName { name, did_you_mean } if name == "database" && did_you_mean.is_empty()
     ));
     assert_eq!(err.to_string(), r#"no service is named "database""#);
+    // Every close name, closest first.
+    let err = system.lookup::<Web>("websock").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"no service is named "websock"; did you mean "websockets"?"#
+    );
+    let err = system.lookup::<Web>("websocker").unwrap_err();
+    match &err {
+        Error::UnknownName { did_you_mean, .. } => {
+            assert_eq!(did_you_mean, &["websockets", "webserver"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        r#"no service is named "websocker"; did you mean "websockets" or "webserver"?"#
+    );
     assert_eq!(err.label(), None);
     system.shutdown().await.unwrap();
 }

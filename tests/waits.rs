@@ -686,3 +686,71 @@ async fn context_waits_resolve_like_their_stop_signal() {
     );
     system.shutdown().await.unwrap();
 }
+
+/// A service that hands out its stop signal, for waits run from the test.
+struct Signals;
+
+impl Service for Signals {}
+
+struct GetSignal;
+
+impl Handler<GetSignal> for Signals {
+    type Reply = modo::StopSignal;
+    async fn handle(&mut self, _: GetSignal, ctx: &mut Context<Self>) -> modo::StopSignal {
+        ctx.stop_signal()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_first_and_wait_many_take_a_timeout_kept_apart_from_the_stop() {
+    use std::time::Duration;
+    let system = System::new();
+    let svc = system.spawn(Signals).await.unwrap();
+    let stop = svc.ask(GetSignal).await.unwrap();
+    let after = |ms| tokio::time::sleep(Duration::from_millis(ms));
+
+    // The first finishes before the timeout: its index and output.
+    let first = stop
+        .wait_first_timeout([after(300), after(100)], Duration::from_secs(1))
+        .await;
+    assert_eq!(first, Ok((1, ())));
+    // None finishes in time: a timeout, not a stop.
+    let began = Instant::now();
+    let first = stop
+        .wait_first_timeout([after(5_000), after(6_000)], Duration::from_millis(200))
+        .await;
+    assert_eq!(first, Err(WaitError::Timeout(Duration::from_millis(200))));
+    assert_eq!(began.elapsed(), Duration::from_millis(200));
+    assert_eq!(
+        stop.wait_first_timeout(Vec::<tokio::time::Sleep>::new(), Duration::from_secs(1))
+            .await,
+        Err(WaitError::Empty)
+    );
+
+    // All finish in time: every output, in order.
+    let all = stop
+        .wait_many_timeout([after(100), after(300)], Duration::from_secs(1))
+        .await;
+    assert_eq!(all, Ok(vec![(), ()]));
+    // One is too slow: a timeout, and nothing.
+    let all = stop
+        .wait_many_timeout([after(100), after(5_000)], Duration::from_millis(500))
+        .await;
+    assert_eq!(all, Err(WaitError::Timeout(Duration::from_millis(500))));
+
+    // The stop comes first: a stop, not a timeout.
+    let waiting = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop.wait_many_timeout(
+                [tokio::time::sleep(Duration::from_secs(60))],
+                Duration::from_secs(30),
+            )
+            .await
+        }
+    });
+    tokio::task::yield_now().await;
+    svc.stop().await.unwrap();
+    assert_eq!(waiting.await.unwrap(), Err(WaitError::Stopped));
+    system.shutdown().await.unwrap();
+}

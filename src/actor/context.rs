@@ -270,6 +270,38 @@ impl<A: Service> Context<A> {
         self.stop_signal().wait_many(futs).await
     }
 
+    /// [`wait_first`](Self::wait_first) with a timeout, kept apart from the stop.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`], [`WaitError::Timeout`], or [`WaitError::Empty`].
+    pub async fn wait_first_timeout<I>(
+        &self,
+        futs: I,
+        timeout: impl Into<Duration>,
+    ) -> Result<(usize, <I::Item as Future>::Output), WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        self.stop_signal().wait_first_timeout(futs, timeout).await
+    }
+
+    /// [`wait_many`](Self::wait_many) with a timeout, kept apart from the stop.
+    ///
+    /// # Errors
+    /// [`WaitError::Stopped`] or [`WaitError::Timeout`].
+    pub async fn wait_many_timeout<I>(
+        &self,
+        futs: I,
+        timeout: impl Into<Duration>,
+    ) -> Result<Vec<<I::Item as Future>::Output>, WaitError>
+    where
+        I: IntoIterator,
+        I::Item: Future,
+    {
+        self.stop_signal().wait_many_timeout(futs, timeout).await
+    }
+
     /// Runs `fut` until it completes or the service stops; `true` if the service stopped
     /// first.
     pub async fn wait_for_stopped<F: Future>(&self, fut: F) -> bool {

@@ -112,12 +112,12 @@ pub enum Error {
         name: String,
     },
     /// No live service has this name.
-    #[error("no service is named {name:?}{}", did_you_mean.as_ref().map(|s| format!("; did you mean {s:?}?")).unwrap_or_default())]
+    #[error("no service is named {name:?}{}", did_you_mean_text(did_you_mean))]
     UnknownName {
         /// The name looked up.
         name: String,
-        /// The closest known name, if one is close.
-        did_you_mean: Option<String>,
+        /// Every known name close to it, closest first (empty if none is close).
+        did_you_mean: Vec<String>,
     },
     /// The service with this name is of another type than the one asked for.
     #[error("the service named {name:?} is a {actual}, not a {expected}")]
@@ -132,6 +132,18 @@ pub enum Error {
     /// The [`System`](crate::System) is shutting down and accepts no new services.
     #[error("the system is shutting down")]
     ShuttingDown,
+}
+
+/// `; did you mean "a"?` or `; did you mean "a" or "b"?`, or nothing.
+fn did_you_mean_text(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => format!("; did you mean {one:?}?"),
+        [first @ .., last] => {
+            let first: Vec<String> = first.iter().map(|n| format!("{n:?}")).collect();
+            format!("; did you mean {} or {last:?}?", first.join(", "))
+        }
+    }
 }
 
 impl Error {
