@@ -406,10 +406,10 @@ impl Handler<Say> for Room {
         for member in &self.members {
             // Never wait on a member: a client that does not read would stall the room.
             // One whose mailbox is full is too slow to stay.
-            if let Err(e) = member.to.try_tell(Deliver(line.clone())) {
-                if e.is_full() {
-                    slow.push(member.to.id());
-                }
+            if let Err(e) = member.to.try_tell(Deliver(line.clone()))
+                && e.is_full()
+            {
+                slow.push(member.to.id());
             }
         }
         for id in slow {
