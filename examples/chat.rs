@@ -10,10 +10,12 @@
 //! The services are in `examples/chat_app/mod.rs` (`tests/chat.rs` runs them under load).
 //! What they show (issue 12):
 //!
-//! - **A graceful stop**: `/quit` (and a client hanging up) stops the session with
-//!   `drain_and_stop`: what was queued for the client is still delivered, then "bye".
+//! - **A graceful stop**: on `/quit` the session stops its writer with `drain_and_stop`:
+//!   every line queued for the client, "bye" last, is written before the connection closes.
 //! - **Watching**: a room watches its members (`ctx.watch`, `on_down`): a session that ends
-//!   for any reason, a crash included (`/panic`), leaves its room without saying so.
+//!   for any reason, a crash included (`/panic`), leaves its room without saying so. A room
+//!   never waits on a member: one that cannot take a line (its writer's mailbox is full: the
+//!   client does not read) is disconnected.
 //! - **A stream as messages**: each session's socket lines are attached with
 //!   `ctx.attach_stream_then`; a full mailbox stops the reading, TCP slows the client.
 //! - **Labels, concurrent stops, an owned logger**: sessions are labelled `Session#<n>` per

@@ -214,29 +214,27 @@ async fn quit_delivers_what_was_queued_then_bye() {
     let mut b = Client::connect(port).await;
     a.join("y").await;
     b.join("y").await;
-    // 50 lines, a `/who` (answered once the room has passed all 50 on to this session's
-    // mailbox) and `/quit`, in one write: the echoes still queued when `/quit` is handled are
-    // delivered before "bye" (a plain stop would drop them).
+    // 50 lines, `/who` and `/quit` in one write. Every line for A goes through its writer's
+    // mailbox, in order: the 50 echoes (the room passed them on before it answered `/who`),
+    // the members line, then "bye"; `/quit` stops the writer gracefully, so all of them are
+    // written before the connection closes (a plain stop would drop what is queued).
     let mut burst = String::new();
     for k in 0..50 {
         burst.push_str(&format!("line {k}\n"));
     }
     burst.push_str("/who\n/quit\n");
     a.write.write_all(burst.as_bytes()).await.unwrap();
-    let mut echoes = Vec::new();
-    let mut rest = Vec::new();
+    let mut got = Vec::new();
     while let Some(line) = a.recv().await {
-        match line.strip_prefix(&format!("{}: ", a.label)) {
-            Some(text) => echoes.push(text.to_string()),
-            None => rest.push(line),
-        }
-        assert!(echoes.len() + rest.len() <= 60, "too many lines");
+        got.push(line);
+        assert!(got.len() <= 60, "too many lines: {got:?}");
     }
-    let expected: Vec<String> = (0..50).map(|k| format!("line {k}")).collect();
-    assert_eq!(echoes, expected);
-    assert_eq!(rest.len(), 2, "{rest:?}");
-    assert!(rest[0].starts_with("members: "), "{rest:?}");
-    assert_eq!(rest[1], "bye", "bye comes last, then the connection closes");
+    let mut expected: Vec<String> = (0..50).map(|k| format!("{}: line {k}", a.label)).collect();
+    let mut both = vec![a.label.clone(), b.label.clone()];
+    both.sort();
+    expected.push(format!("members: {}", both.join(" ")));
+    expected.push("bye".into());
+    assert_eq!(got, expected, "then the connection closes");
     // B heard all 50 too, and the room let A go.
     for k in 0..50 {
         b.expect(&format!("{}: line {k}", a.label)).await;
@@ -280,6 +278,105 @@ async fn bad_input_gets_an_error_line_not_a_crash() {
     }
     assert_eq!(members, [b.label.clone()]);
     tokio::time::timeout(Duration::from_secs(10), system.shutdown())
+        .await
+        .expect("bounded")
+        .unwrap();
+}
+
+/// Forwards every line a client's connection receives to a channel (`None` at the end), so
+/// the socket is always drained while the test decides what to wait for.
+fn drain(
+    client: Client,
+) -> (
+    OwnedWriteHalf,
+    tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+) {
+    let Client {
+        mut lines, write, ..
+    } = client;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let line = lines.next_line().await.ok().flatten();
+            let end = line.is_none();
+            if tx.send(line).is_err() || end {
+                break;
+            }
+        }
+    });
+    (write, rx)
+}
+
+async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Option<String>>, who: &str) -> String {
+    match tokio::time::timeout(READ_BOUND, rx.recv()).await {
+        Ok(Some(Some(line))) => line,
+        other => panic!("{who}: no line ({other:?})"),
+    }
+}
+
+/// A client that never reads does not stall its room: its writer's mailbox fills, the room
+/// (which never waits on a member) disconnects it, and the others get every line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_disconnected_and_the_room_goes_on() {
+    // 8 KiB lines in batches of 100; the talker sends the next batch only once both readers
+    // have the last one, so their writers never hold more than a batch (they are never the
+    // slow ones, however busy the machine). The silent client's socket buffers and its
+    // writer's mailbox (1,024 lines) fill after a few MiB: 200 batches (160 MiB) bound it.
+    const BATCH: usize = 100;
+    const MAX_BATCHES: usize = 200;
+    let padding = "x".repeat(8 * 1024);
+    let (system, port) = start().await;
+    let mut silent = Client::connect(port).await;
+    silent.join("busy").await;
+    let mut talker = Client::connect(port).await;
+    talker.join("busy").await;
+    let mut listener = Client::connect(port).await;
+    listener.join("busy").await;
+    let (silent_label, talker_label) = (silent.label.clone(), talker.label.clone());
+    let (mut talker_write, mut talker_rx) = drain(talker);
+    let (mut listener_write, mut listener_rx) = drain(listener);
+
+    let prefix = format!("{talker_label}: ");
+    let mut sent = 0;
+    let mut kicked = false;
+    for _ in 0..MAX_BATCHES {
+        let mut batch = String::new();
+        for k in sent..sent + BATCH {
+            batch.push_str(&format!("{k} {padding}\n"));
+        }
+        talker_write.write_all(batch.as_bytes()).await.unwrap();
+        for k in sent..sent + BATCH {
+            for (rx, who) in [(&mut talker_rx, "talker"), (&mut listener_rx, "listener")] {
+                let line = next(rx, who).await;
+                let text = line.strip_prefix(&prefix).expect("a line of the talker");
+                assert_eq!(text.split_once(' ').unwrap().0, k.to_string(), "{who}");
+            }
+        }
+        sent += BATCH;
+        listener_write.write_all(b"/who\n").await.unwrap();
+        let members = next(&mut listener_rx, "listener").await;
+        let members: Vec<&str> = members
+            .strip_prefix("members:")
+            .expect("a members line")
+            .split_whitespace()
+            .collect();
+        if !members.contains(&silent_label.as_str()) {
+            assert_eq!(members.len(), 2, "{members:?}");
+            kicked = true;
+            break;
+        }
+    }
+    assert!(
+        kicked,
+        "{silent_label} still in the room after {sent} lines"
+    );
+    // The room goes on without it.
+    talker_write.write_all(b"after\n").await.unwrap();
+    let line = format!("{talker_label}: after");
+    assert_eq!(next(&mut talker_rx, "talker").await, line);
+    assert_eq!(next(&mut listener_rx, "listener").await, line);
+    drop(silent);
+    tokio::time::timeout(Duration::from_secs(20), system.shutdown())
         .await
         .expect("bounded")
         .unwrap();

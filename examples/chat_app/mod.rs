@@ -9,7 +9,8 @@
 //! [^-Rooms]                makes a room the first time someone joins it
 //! [^--Room[lobby]]         one per room: its members, watched
 //! [^-Listener]             accepts connections; one session each, stopped all at once
-//! [^--Session#3]           one per connection, its socket's lines attached as a stream
+//! [^--Session#3]           one per connection: its socket's lines attached as a stream
+//! [^---Session#3/out]      writes the lines for that client; what a room sends goes here
 //! ```
 //!
 //! The protocol, one line each way:
@@ -154,10 +155,10 @@ impl Handler<Accepted> for Listener {
         let (read, write) = stream.into_split();
         let session = Session {
             read: Some(read),
-            write,
+            write: Some(write),
+            writer: None,
             rooms,
             room: None,
-            quitting: false,
         };
         // One label per connection: log lines say `[^--Session#42]`, not `[^--Session]`.
         let spec = ServiceSpec::new(session).label(format!("Session#{}", self.accepted));
@@ -168,7 +169,8 @@ impl Handler<Accepted> for Listener {
 }
 
 // ---------------------------------------------------------------------------------------
-// A session: one connection.
+// A session: one connection. The session reads and runs the commands; its child, the writer,
+// owns the socket's write half and writes every line for the client, in order.
 
 /// A line for the client.
 pub struct Deliver(pub String);
@@ -180,13 +182,12 @@ struct Incoming(String);
 struct Hangup;
 
 struct Session {
-    /// The socket's read half, until `on_start` attaches it as a stream.
+    /// The socket's halves, until the first start hands them out.
     read: Option<OwnedReadHalf>,
-    write: OwnedWriteHalf,
+    write: Option<OwnedWriteHalf>,
+    writer: Option<Addr<Writer>>,
     rooms: Addr<Rooms>,
     room: Option<(String, Addr<Room>)>,
-    /// The client said `/quit`: say "bye" when stopping.
-    quitting: bool,
 }
 
 /// The lines of a socket as a stream, ending at end of file or at the first error.
@@ -200,23 +201,27 @@ fn lines(read: OwnedReadHalf) -> impl Stream<Item = Incoming> + Send + 'static {
 }
 
 impl Session {
-    /// Writes one line; a client that is gone ends the session.
-    async fn write_line(&mut self, line: &str, ctx: &mut Context<Self>) {
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        if self.write.write_all(&bytes).await.is_err() {
-            ctx.stop();
+    /// Queues a line for the client, behind everything queued for it before.
+    async fn say(&self, line: impl Into<String>) {
+        if let Some(writer) = &self.writer {
+            let _ = writer.tell(Deliver(line.into())).await;
         }
     }
 
     async fn join(&mut self, name: &str, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let writer = self.writer.clone().ok_or_else(|| Error::Stopped {
+            label: ctx.label().into(),
+        })?;
         if let Some((_, old)) = self.room.take() {
-            let _ = old.tell(Leave(ctx.myself().id())).await;
+            let _ = old.tell(Leave(writer.id())).await;
         }
         let room = self.rooms.ask(GetRoom(name.to_string())).await??;
-        // The room knows its members only as "something that takes `Deliver`".
-        room.ask(Join(ctx.myself().recipient())).await?;
+        // The room knows a member only as "something that takes `Deliver`", and its name.
+        room.ask(Join {
+            to: writer.recipient(),
+            name: ctx.label().to_string(),
+        })
+        .await?;
         self.room = Some((name.to_string(), room));
         Ok(())
     }
@@ -224,7 +229,18 @@ impl Session {
 
 impl Service for Session {
     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        let read = self.read.take().ok_or("the connection is gone")?;
+        let (read, write) = match (self.read.take(), self.write.take()) {
+            (Some(read), Some(write)) => (read, write),
+            _ => return Err("the connection is gone".into()),
+        };
+        let label = format!("{}/out", ctx.label());
+        let writer = ctx
+            .add_runtime_dependency(ServiceSpec::new(Writer { write }).label(label))
+            .await?;
+        // No writer, no session: when it ends (a slow client is disconnected by its room,
+        // say), the session ends too.
+        ctx.watch(&writer);
+        self.writer = Some(writer);
         // Each line becomes an `Incoming` message; a full mailbox stops the reading (and TCP
         // then slows the client down). `Hangup` comes after the last line.
         ctx.attach_stream_then(lines(read), Hangup);
@@ -232,17 +248,24 @@ impl Service for Session {
     }
 
     async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        let hello = format!("hello {}", ctx.label());
-        self.write_line(&hello, ctx).await;
+        self.say(format!("hello {}", ctx.label())).await;
         Ok(())
     }
 
-    async fn on_stop(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        if self.quitting {
-            self.write_line("bye", ctx).await;
-        }
-        let _ = self.write.shutdown().await;
+    async fn on_down(&mut self, _down: Down, ctx: &mut Context<Self>) -> HookResult {
+        ctx.stop();
         Ok(())
+    }
+
+    /// A writer stuck on a client that does not read, abandoned by its stop, counts as
+    /// crashed: end the session (its watch says so too), do not escalate.
+    async fn on_child_crashed(
+        &mut self,
+        _child: &ServiceRef,
+        _reason: &CrashReason,
+        _ctx: &mut Context<Self>,
+    ) -> ChildAction {
+        ChildAction::Remove
     }
 
     /// A client that does not read must not hold the server's stop for long.
@@ -258,22 +281,25 @@ impl Handler<Incoming> for Session {
         if let Some(name) = line.strip_prefix("/join ") {
             let name = name.trim();
             match self.join(name, ctx).await {
-                Ok(()) => self.write_line(&format!("joined {name}"), ctx).await,
-                Err(e) => self.write_line(&format!("error: {e}"), ctx).await,
+                Ok(()) => self.say(format!("joined {name}")).await,
+                Err(e) => self.say(format!("error: {e}")).await,
             }
         } else if line == "/who" {
             let members = match &self.room {
                 Some((_, room)) => room.ask(Who).await.unwrap_or_default(),
                 None => Vec::new(),
             };
-            self.write_line(&format!("members: {}", members.join(" ")), ctx)
-                .await;
+            self.say(format!("members: {}", members.join(" "))).await;
         } else if line == "/quit" {
-            // A graceful stop: the lines already queued for this client are delivered first,
-            // then `on_stop` says "bye" and the connection closes. `ctx.stop()` would
-            // overtake them and drop them.
-            self.quitting = true;
-            ctx.drain_and_stop();
+            self.say("bye").await;
+            if let Some(writer) = self.writer.take() {
+                // A graceful stop of the writer: everything queued for the client, "bye"
+                // last, is written before it stops (`stop()` would overtake the queue and
+                // drop it). Bounded, for a client that does not read.
+                let drained = tokio::time::timeout(Duration::from_secs(5), writer.drain_and_stop());
+                let _ = drained.await;
+            }
+            ctx.stop();
         } else if line == "/panic" {
             panic!("{} was asked to panic", ctx.label());
         } else if let Some((_, room)) = &self.room {
@@ -283,26 +309,49 @@ impl Handler<Incoming> for Session {
             };
             if room.tell(say).await.is_err() {
                 self.room = None;
-                self.write_line("error: the room is gone", ctx).await;
+                self.say("error: the room is gone").await;
             }
         } else {
-            self.write_line("error: /join a room first", ctx).await;
+            self.say("error: /join a room first").await;
         }
-    }
-}
-
-impl Handler<Deliver> for Session {
-    type Reply = ();
-    async fn handle(&mut self, Deliver(line): Deliver, ctx: &mut Context<Self>) {
-        self.write_line(&line, ctx).await;
     }
 }
 
 impl Handler<Hangup> for Session {
     type Reply = ();
     async fn handle(&mut self, _: Hangup, ctx: &mut Context<Self>) {
-        // What is queued for the client still goes out; then the session ends.
-        ctx.drain_and_stop();
+        ctx.stop();
+    }
+}
+
+/// Writes the lines for one client. Its mailbox holds only what waits to be written: a full
+/// one means the client does not read fast enough.
+struct Writer {
+    write: OwnedWriteHalf,
+}
+
+impl Service for Writer {
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        // The client sees the end of the stream once what was written before reaches it.
+        let _ = self.write.shutdown().await;
+        Ok(())
+    }
+
+    fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+}
+
+impl Handler<Deliver> for Writer {
+    type Reply = ();
+    async fn handle(&mut self, Deliver(line): Deliver, ctx: &mut Context<Self>) {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        if self.write.write_all(&bytes).await.is_err() {
+            // The client is gone.
+            ctx.stop();
+        }
     }
 }
 
@@ -344,10 +393,15 @@ pub struct Room {
 
 struct Member {
     to: Recipient<Deliver>,
+    name: String,
     watch: WatchId,
 }
 
-struct Join(Recipient<Deliver>);
+/// Join a room: where its lines go, and the member's name.
+struct Join {
+    to: Recipient<Deliver>,
+    name: String,
+}
 struct Leave(Uuid);
 struct Say {
     from: String,
@@ -366,9 +420,10 @@ impl Service for Room {
     /// A member that ended, whatever the reason (it quit, its client hung up, it crashed),
     /// leaves the room: no one has to remember to say so.
     async fn on_down(&mut self, down: Down, ctx: &mut Context<Self>) -> HookResult {
-        if self.remove(down.service().id()).is_some() {
+        if let Some(member) = self.remove(down.service().id()) {
             ctx.log().info(format_args!(
-                "{down}; {} member(s) left",
+                "{} left ({down}); {} member(s) left",
+                member.name,
                 self.members.len()
             ));
         }
@@ -378,14 +433,14 @@ impl Service for Room {
 
 impl Handler<Join> for Room {
     type Reply = ();
-    async fn handle(&mut self, Join(to): Join, ctx: &mut Context<Self>) {
+    async fn handle(&mut self, Join { to, name }: Join, ctx: &mut Context<Self>) {
         if self.members.iter().any(|m| m.to == to) {
             return;
         }
         // A `Recipient` derefs to the member's `ServiceRef`: watch it like any service.
         let watch = ctx.watch(&to);
-        ctx.log().debug(format_args!("{} joined", to.label()));
-        self.members.push(Member { to, watch });
+        ctx.log().debug(format_args!("{name} joined"));
+        self.members.push(Member { to, name, watch });
     }
 }
 
@@ -417,7 +472,7 @@ impl Handler<Say> for Room {
                 ctx.unwatch(member.watch);
                 ctx.log().warn(format_args!(
                     "{} is too slow to keep up: disconnecting it",
-                    member.to.label()
+                    member.name
                 ));
                 let _ = member.to.send_lifecycle(Lifecycle::Stop);
             }
@@ -428,11 +483,7 @@ impl Handler<Say> for Room {
 impl Handler<Who> for Room {
     type Reply = Vec<String>;
     async fn handle(&mut self, _: Who, _ctx: &mut Context<Self>) -> Vec<String> {
-        let mut labels: Vec<String> = self
-            .members
-            .iter()
-            .map(|m| m.to.label().to_string())
-            .collect();
+        let mut labels: Vec<String> = self.members.iter().map(|m| m.name.clone()).collect();
         labels.sort();
         labels
     }
