@@ -230,7 +230,7 @@ async fn quit_delivers_what_was_queued_then_bye() {
         assert!(got.len() <= 60, "too many lines: {got:?}");
     }
     let mut expected: Vec<String> = (0..50).map(|k| format!("{}: line {k}", a.label)).collect();
-    let mut both = vec![a.label.clone(), b.label.clone()];
+    let mut both = [a.label.clone(), b.label.clone()];
     both.sort();
     expected.push(format!("members: {}", both.join(" ")));
     expected.push("bye".into());
