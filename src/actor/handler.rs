@@ -77,6 +77,12 @@ pub(crate) trait Envelope<A: Service>: Send + 'static {
 
     /// The message, for handing it back to a sender whose send failed.
     fn into_message(self: Box<Self>) -> Box<dyn Any + Send>;
+
+    /// Whether this is a user's message (counted as a dead letter if never handled), not one
+    /// of modo's own markers.
+    fn is_user_message(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) type BoxEnvelope<A> = Box<dyn Envelope<A>>;
@@ -86,6 +92,10 @@ pub(crate) type BoxEnvelope<A> = Box<dyn Envelope<A>>;
 pub(crate) struct StopHere(pub(crate) Stop);
 
 impl<A: Service> Envelope<A> for StopHere {
+    fn is_user_message(&self) -> bool {
+        false
+    }
+
     fn handle<'a>(self: Box<Self>, _actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
         let core = ctx.core();
         core.signal_stop();

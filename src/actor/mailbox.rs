@@ -7,7 +7,8 @@
 //!   `tell` wait, so a fast producer cannot exhaust memory. Senders push under a lock; the
 //!   actor takes everything queued in one swap and works through that batch without the lock,
 //!   so producer and consumer meet once per batch, not once per message. A slot frees when its
-//!   message is handled, so the capacity bounds everything not yet handled. The user lane
+//!   message is taken out of the batch to be handled: the capacity bounds the messages waiting
+//!   (in the lane and in the batch), plus the one being handled. The user lane
 //!   closes when the service stops for good, at the start of that stop; the control lane stays
 //!   open until the very end, for the notices of the children it stops.
 //!
@@ -21,8 +22,8 @@
 //!   before the close (and the close drains it, with the actor's batch) or is refused with its
 //!   message.
 //! - A sender waiting for room in the user lane waits on the lane's own notification with its
-//!   message in hand: a handled message wakes one waiter, the close wakes them all and each
-//!   gets its message back. No sender waits for room in a lane that is closed.
+//!   message in hand: a message taken for handling wakes one waiter, the close wakes them all
+//!   and each gets its message back. No sender waits for room in a lane that is closed.
 //! - The actor parks only after it registered its waker and raised `parked`; a user send that
 //!   lands after the actor looked finds `parked` raised and wakes it (both sides use
 //!   sequentially consistent operations on `parked` and the lane's count).
@@ -303,7 +304,7 @@ impl Drop for Waiting<'_> {
 /// hand: nothing waits for room that will never come, and nothing is swallowed.
 pub(crate) struct UserLane<E> {
     queue: Mutex<VecDeque<E>>,
-    /// Messages not yet handled: queued here plus those in the actor's batch.
+    /// Messages waiting: queued here plus those in the actor's batch.
     len: AtomicUsize,
     capacity: usize,
     /// Set under the lock once the service stops for good: sends are refused and waiting
@@ -404,8 +405,9 @@ impl<E> UserLane<E> {
         self.len.load(Ordering::SeqCst) > 0
     }
 
-    /// A message was taken out of the actor's batch to be handled: its slot frees, and one
-    /// sender waiting for room, if any, is woken.
+    /// A message was taken out of the actor's batch to be handled: its slot frees (so the
+    /// capacity counts waiting messages, not the one in flight), and one sender waiting for
+    /// room, if any, is woken.
     #[inline]
     pub(crate) fn taken(&self) {
         self.len.fetch_sub(1, Ordering::SeqCst);
@@ -416,21 +418,23 @@ impl<E> UserLane<E> {
 
     /// Closes the lane for good: later sends are refused, senders waiting for room are
     /// released with their message, and what is queued (here and in the actor's `batch`) is
-    /// dropped. Returns how many messages were queued (dead letters). Closing again drains
-    /// again (nothing, normally).
-    pub(crate) fn close(&self, batch: &mut VecDeque<E>) -> usize {
-        let dropped = {
+    /// dropped. Returns how many of those `counts` (the dead letters: modo's own markers are
+    /// not). Closing again drains again (nothing, normally).
+    pub(crate) fn close(&self, batch: &mut VecDeque<E>, counts: impl Fn(&E) -> bool) -> usize {
+        let taken = {
             let mut queue = lock(&self.queue);
             self.closed.store(true, Ordering::Relaxed);
-            let n = queue.len() + batch.len();
-            // Dropped outside the lock: an envelope's drop answers its ask.
-            let taken = std::mem::take(&mut *queue);
             self.len.store(0, Ordering::SeqCst);
-            (n, taken)
+            // Dropped outside the lock: an envelope's drop answers its ask.
+            std::mem::take(&mut *queue)
         };
         self.room.notify_waiters();
+        let n = taken
+            .iter()
+            .chain(batch.iter())
+            .filter(|e| counts(e))
+            .count();
         batch.clear();
-        let (n, taken) = dropped;
         drop(taken);
         n
     }
@@ -454,7 +458,7 @@ mod tests {
         assert!(control.close().is_empty());
         assert!(control.send(Control::Start { reply: None }).is_err());
         // What was queued before the close is dead-lettered by it.
-        assert_eq!(user.close(&mut batch), 1);
+        assert_eq!(user.close(&mut batch, |_| true), 1);
         assert_eq!(user.send(2, &control).await, Err(2));
         assert_eq!(user.try_send(3, &control), Err((3, false)));
     }
@@ -469,7 +473,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slot_frees_when_its_message_is_handled_not_when_it_is_taken() {
+    async fn a_slot_frees_when_its_message_is_taken_out_of_the_batch_for_handling() {
         let control = ControlLane::new();
         let user = UserLane::<u32>::new(2);
         let mut batch = VecDeque::new();
@@ -477,13 +481,13 @@ mod tests {
         user.try_send(2, &control).unwrap();
         assert!(user.take_batch(&mut batch));
         assert_eq!(batch.len(), 2);
-        // Taken into the batch, not handled: still no room.
+        // Taken into the batch, not yet out of it: still no room.
         assert_eq!(user.try_send(3, &control), Err((3, true)));
         assert_eq!(batch.pop_front(), Some(1));
         user.taken();
         user.try_send(3, &control).unwrap();
         // The close counts the batch and the lane.
-        assert_eq!(user.close(&mut batch), 2);
+        assert_eq!(user.close(&mut batch, |_| true), 2);
         assert!(batch.is_empty());
     }
 
@@ -498,7 +502,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        assert_eq!(user.close(&mut VecDeque::new()), 1);
+        assert_eq!(user.close(&mut VecDeque::new(), |_| true), 1);
         assert_eq!(waiter.await.unwrap(), Err(2));
     }
 

@@ -318,7 +318,10 @@ impl<A: Service> Runner<A> {
     /// letters.
     pub(super) fn close_user_lane(&mut self) {
         let core = &self.cell.core;
-        let left = self.cell.user.close(&mut self.inbox);
+        let left = self
+            .cell
+            .user
+            .close(&mut self.inbox, |env| env.is_user_message());
         // The host's own services (the registry) only get idempotent requests (drain,
         // snapshot): what is left of them at shutdown is not a user's lost message.
         if !core.internal {
