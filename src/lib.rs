@@ -103,8 +103,8 @@ pub use actor::{
     Addr, BoxError, ChildAction, Context, CrashReason, CrashRecord, DEFAULT_MAILBOX_CAPACITY,
     DEFAULT_SHUTDOWN_TIMEOUT, Dependency, Down, DownReason, Error, Handler, Hook, HookResult,
     IntoServiceSpec, Lifecycle, Percentiles, Recipient, ReplyTo, SendError, Service, ServiceRef,
-    ServiceSpec, ServiceState, ServiceStats, SharedError, TaskOutput, TrySendError, WatchId,
-    WeakAddr,
+    ServiceSpec, ServiceState, ServiceStats, SharedError, TaskError, TaskHandle, TaskOutput,
+    TrySendError, WatchId, WeakAddr,
 };
 pub use awaitable::{FutureService, from_future};
 pub use diag::Diag;

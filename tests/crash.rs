@@ -269,7 +269,7 @@ impl Service for Tasker {
                 go.notified().await;
                 Err::<(), BoxError>("task gave up".into())
             }),
-        }
+        };
         Ok(())
     }
 

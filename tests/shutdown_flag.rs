@@ -53,17 +53,21 @@ impl Service for Flagged {
         let journal = self.journal.clone();
         match self.setter {
             Setter::Nobody => {}
-            Setter::TaskAtStop => ctx.spawn(async move {
-                stop.stopped().await;
-                journal.push("task:set_shutdown");
-                me.set_shutdown();
-            }),
-            Setter::TaskAfterCleanup => ctx.spawn(async move {
-                stop.stopped().await;
-                tokio::time::sleep(secs(1)).await;
-                journal.push("task:set_shutdown");
-                me.set_shutdown();
-            }),
+            Setter::TaskAtStop => {
+                ctx.spawn(async move {
+                    stop.stopped().await;
+                    journal.push("task:set_shutdown");
+                    me.set_shutdown();
+                });
+            }
+            Setter::TaskAfterCleanup => {
+                ctx.spawn(async move {
+                    stop.stopped().await;
+                    tokio::time::sleep(secs(1)).await;
+                    journal.push("task:set_shutdown");
+                    me.set_shutdown();
+                });
+            }
         }
         Ok(())
     }

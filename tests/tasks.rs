@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{Buffer, Journal, Noted, Probe, j};
 use modo::prelude::*;
+use modo::{TaskError, TaskHandle};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -602,5 +603,123 @@ async fn running_tasks_are_listed_on_the_handle_and_in_the_graph() {
     assert_eq!(graph.node(s.id()).unwrap().tasks, ["first", "second"]);
     s.stop().await.unwrap();
     assert!(s.task_names().is_empty(), "cancelled tasks leave the list");
+    system.shutdown().await.unwrap();
+}
+
+// ----- task handles ---------------------------------------------------------------------------
+
+/// Hands out the handles of the tasks it starts, so a test can await or abort them.
+struct Handed {
+    handles: Option<oneshot::Sender<Vec<TaskHandle>>>,
+    outcome: fn() -> Result<(), BoxError>,
+}
+
+impl Service for Handed {
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        let quick = ctx.spawn_named("quick", async {});
+        let endless = ctx.spawn_named("endless", std::future::pending::<()>());
+        let outcome = self.outcome;
+        let later = ctx.spawn_named("later", async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            outcome()
+        });
+        let _ = self
+            .handles
+            .take()
+            .unwrap()
+            .send(vec![quick, endless, later]);
+        Ok(())
+    }
+}
+
+async fn handed(
+    system: &System,
+    outcome: fn() -> Result<(), BoxError>,
+) -> (Addr<Handed>, [TaskHandle; 3]) {
+    let (tx, rx) = oneshot::channel();
+    let addr = system
+        .spawn(Handed {
+            handles: Some(tx),
+            outcome,
+        })
+        .await
+        .unwrap();
+    let handles: [TaskHandle; 3] = rx.await.unwrap().try_into().unwrap();
+    (addr, handles)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_handle_gives_ok_when_the_task_ends_and_abort_ends_it_without_a_crash() {
+    let system = System::new();
+    let (addr, [quick, endless, later]) = handed(&system, || Ok(())).await;
+    assert_eq!(quick.name(), "quick");
+    assert!(quick.await.is_ok());
+
+    assert!(!endless.is_finished());
+    endless.abort();
+    assert!(matches!(endless.await, Err(TaskError::Aborted)));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        addr.state(),
+        ServiceState::Running,
+        "an abort is not a crash"
+    );
+    assert_eq!(addr.task_names(), vec!["later".to_string()]);
+
+    let start = Instant::now();
+    assert!(later.await.is_ok());
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert!(addr.task_names().is_empty());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_handle_of_a_failing_task_gives_its_error_and_the_service_still_crashes() {
+    let system = System::new();
+    let (addr, [_quick, endless, later]) = handed(&system, || Err("bad reading".into())).await;
+    match later.await {
+        Err(TaskError::Failed(e)) => assert_eq!(e.to_string(), "bad reading"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    addr.wait_until_stopped().await;
+    assert_eq!(addr.state(), ServiceState::Crashed);
+    // The crash cancelled the task that was still running.
+    assert!(endless.is_finished());
+    assert!(matches!(endless.await, Err(TaskError::Cancelled)));
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_handle_says_cancelled_when_its_service_stops_first() {
+    let system = System::new();
+    let (addr, [_quick, endless, later]) = handed(&system, || Ok(())).await;
+    addr.stop().await.unwrap();
+    assert!(matches!(endless.await, Err(TaskError::Cancelled)));
+    assert!(matches!(later.await, Err(TaskError::Cancelled)));
+    system.shutdown().await.unwrap();
+}
+
+/// Panics in its task; hands out the handle.
+struct PanicHolder(Option<oneshot::Sender<TaskHandle>>);
+
+impl Service for PanicHolder {
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        let h = ctx.spawn_named("bomb", async { blow_up("boom") });
+        let _ = self.0.take().unwrap().send(h);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_handle_of_a_panicking_task_gives_the_panic() {
+    let system = System::new();
+    let (tx, rx) = oneshot::channel();
+    let addr = system.spawn(PanicHolder(Some(tx))).await.unwrap();
+    match rx.await.unwrap().await {
+        Err(TaskError::Panicked(reason)) => assert!(reason.to_string().contains("boom")),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    addr.wait_until_stopped().await;
+    assert_eq!(addr.state(), ServiceState::Crashed);
     system.shutdown().await.unwrap();
 }

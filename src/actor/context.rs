@@ -19,6 +19,7 @@ use crate::wait::{StopSignal, Ticks, WaitError};
 use super::addr::{Addr, ServiceRef};
 use super::cell::AnyCell;
 use super::cell::{CURRENT_ACTOR, Core, Current};
+use super::error::SharedError;
 use super::error::{BoxError, CrashReason, Error};
 use super::handler::Handler;
 use super::host::Host;
@@ -27,7 +28,7 @@ use super::mailbox::{Control, Notice, Stop};
 use super::runner::{self, Parent};
 use super::service::Service;
 use super::spec::IntoServiceSpec;
-use super::tasks::{Exit, Exits, Listed, TaskOutput, Tasks};
+use super::tasks::{Ended, Exit, Exits, Listed, TaskError, TaskHandle, TaskOutput, Tasks};
 use super::watch::{Down, DownReason, WatchId};
 
 /// Where the service is in its own lifecycle, as the context sees it.
@@ -572,7 +573,7 @@ impl<A: Service> Context<A> {
 
     /// Runs `fut` as a background task of this service (Mode's `add_future`), named after the
     /// service. See [`spawn_named`](Self::spawn_named).
-    pub fn spawn<F>(&mut self, fut: F)
+    pub fn spawn<F>(&mut self, fut: F) -> TaskHandle
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
@@ -588,7 +589,10 @@ impl<A: Service> Context<A> {
     /// `on_first_start` or `on_start`) is launched at that step; later ones at once. At stop,
     /// tasks are cancelled in reverse order of adding, then joined. A task that panics or
     /// returns `Err` crashes the service.
-    pub fn spawn_named<F>(&mut self, name: impl Into<String>, fut: F)
+    ///
+    /// The returned [`TaskHandle`] (Mode's `add_future` returns the future) can be awaited for
+    /// how the task ended, or aborted; dropping it changes nothing.
+    pub fn spawn_named<F>(&mut self, name: impl Into<String>, fut: F) -> TaskHandle
     where
         F: Future + Send + 'static,
         F::Output: TaskOutput,
@@ -599,6 +603,8 @@ impl<A: Service> Context<A> {
         let label = self.core().label.arc();
         let run = self.core().stop_token();
         let registered = name.clone();
+        let (fut, abort) = futures::future::abortable(fut);
+        let (ended_tx, handle) = Ended::pair(name.clone(), abort);
         let wrapped = async move {
             // Drops off the service's list of running tasks however the task ends (done,
             // failed, or aborted at stop).
@@ -607,15 +613,30 @@ impl<A: Service> Context<A> {
                 name: registered,
             };
             let reason = match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(out) => match out.into_task_result() {
-                    Ok(()) => return,
-                    Err(e) => CrashReason::Error(Arc::new(Error::TaskFailed {
-                        label: label.clone(),
-                        task: task_name.clone(),
-                        source: Arc::from(e),
-                    })),
+                Ok(Err(futures::future::Aborted)) => {
+                    ended_tx.send(Err(TaskError::Aborted));
+                    return;
+                }
+                Ok(Ok(out)) => match out.into_task_result() {
+                    Ok(()) => {
+                        ended_tx.send(Ok(()));
+                        return;
+                    }
+                    Err(e) => {
+                        let e: SharedError = Arc::from(e);
+                        ended_tx.send(Err(TaskError::Failed(e.clone())));
+                        CrashReason::Error(Arc::new(Error::TaskFailed {
+                            label: label.clone(),
+                            task: task_name.clone(),
+                            source: e,
+                        }))
+                    }
                 },
-                Err(panic) => CrashReason::from_panic(panic, format!("task {task_name}")),
+                Err(panic) => {
+                    let reason = CrashReason::from_panic(panic, format!("task {task_name}"));
+                    ended_tx.send(Err(TaskError::Panicked(reason.clone())));
+                    reason
+                }
             };
             let Some(owner) = owner.upgrade() else { return };
             if run.is_cancelled() {
@@ -639,6 +660,7 @@ impl<A: Service> Context<A> {
         } else {
             self.tasks.pending().push((name, fut));
         }
+        handle
     }
 
     /// The names of this service's background tasks that are still running (or waiting to be

@@ -66,5 +66,5 @@ pub use reply::ReplyTo;
 pub use service::{ChildAction, DEFAULT_SHUTDOWN_TIMEOUT, Service};
 pub use spec::{Dependency, IntoServiceSpec, ServiceSpec};
 pub use state::ServiceState;
-pub use tasks::TaskOutput;
+pub use tasks::{TaskError, TaskHandle, TaskOutput};
 pub use watch::{Down, DownReason, WatchId};

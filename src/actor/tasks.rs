@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use super::addr::WeakAddr;
 use super::cell::Core;
-use super::error::BoxError;
+use super::error::{BoxError, CrashReason, SharedError};
 use super::service::Service;
 
 /// What a background task may return: `()` or `Result<(), E>` (an `Err` crashes the service).
@@ -27,6 +27,125 @@ impl TaskOutput for () {
 impl<E: Into<BoxError> + Send + 'static> TaskOutput for Result<(), E> {
     fn into_task_result(self) -> Result<(), BoxError> {
         self.map_err(Into::into)
+    }
+}
+
+/// Why a background task did not finish with `Ok`: what awaiting its [`TaskHandle`] gives.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// [`TaskHandle::abort`] ended it.
+    #[error("the task was aborted")]
+    Aborted,
+    /// Its service stopped (or crashed) first: the task was cancelled with the run.
+    #[error("the task was cancelled: its service stopped")]
+    Cancelled,
+    /// It returned this error (its service crashed with it).
+    #[error("the task failed: {0}")]
+    Failed(SharedError),
+    /// It panicked (its service crashed with it).
+    #[error("the task {0}")]
+    Panicked(CrashReason),
+}
+
+/// A background task of a service, from [`Context::spawn`](crate::Context::spawn) or
+/// [`spawn_named`](crate::Context::spawn_named) (Mode's `add_future` returns the future):
+/// await it to learn how it ended, or [`abort`](Self::abort) it. Dropping the handle leaves
+/// the task running: it still belongs to its service, which cancels it at stop.
+///
+/// ```
+/// use modo::prelude::*;
+/// use modo::TaskError;
+/// use std::time::Duration;
+///
+/// struct Fetcher;
+/// impl Service for Fetcher {
+///     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+///         let quick = ctx.spawn(async { /* work */ });
+///         let slow = ctx.spawn(tokio::time::sleep(Duration::from_secs(3600)));
+///         ctx.spawn(async move {
+///             assert!(quick.await.is_ok());
+///             slow.abort();
+///             assert!(matches!(slow.await, Err(TaskError::Aborted)));
+///         });
+///         Ok(())
+///     }
+/// }
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), modo::Error> {
+/// # let system = System::new();
+/// # system.spawn(Fetcher).await?;
+/// # tokio::time::sleep(Duration::from_millis(1)).await;
+/// # system.shutdown().await }
+/// ```
+pub struct TaskHandle {
+    name: Arc<str>,
+    abort: futures::future::AbortHandle,
+    ended: tokio::sync::oneshot::Receiver<Result<(), TaskError>>,
+}
+
+impl TaskHandle {
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Ends the task at its next await; its handle then gives [`TaskError::Aborted`]. An
+    /// aborted task does not crash its service.
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// Whether the task has ended (however it ended).
+    pub fn is_finished(&self) -> bool {
+        !self.ended.is_empty()
+    }
+}
+
+/// The sending side of a [`TaskHandle`]: says how the task ended, and `Cancelled` if it is
+/// dropped first (the task was cancelled with its service, or never launched).
+pub(crate) struct Ended(Option<tokio::sync::oneshot::Sender<Result<(), TaskError>>>);
+
+impl Ended {
+    /// A handle for a task named `name` that `abort` can end, and the side that reports it.
+    pub(crate) fn pair(name: Arc<str>, abort: futures::future::AbortHandle) -> (Ended, TaskHandle) {
+        let (tx, ended) = tokio::sync::oneshot::channel();
+        (Ended(Some(tx)), TaskHandle { name, abort, ended })
+    }
+
+    pub(crate) fn send(mut self, how: Result<(), TaskError>) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(how);
+        }
+    }
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(Err(TaskError::Cancelled));
+        }
+    }
+}
+
+impl std::fmt::Debug for TaskHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl std::future::Future for TaskHandle {
+    type Output = Result<(), TaskError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.ended)
+            .poll(cx)
+            .map(|ended| ended.unwrap_or(Err(TaskError::Cancelled)))
     }
 }
 
