@@ -201,7 +201,7 @@ async fn expect_msg_matching_hands_back_a_message_the_predicate_refuses() {
     let calc = calc(&system, &probe).await;
     calc.tell(Times10(1)).await.unwrap();
     calc.tell(Times10(2)).await.unwrap();
-    let even = |n: &u64| n % 20 == 0;
+    let even = |n: &u64| n.is_multiple_of(20);
     match probe.expect_msg_matching(secs(1), even).await {
         Err(ExpectError::Unexpected { message }) => assert_eq!(message, 10),
         other => panic!("expected Unexpected, got {other:?}"),
@@ -327,6 +327,14 @@ async fn a_stopped_probe_gives_what_it_had_then_says_stopped_at_once() {
         "no waiting on a stopped probe"
     );
     system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_cannot_join_a_system_that_is_shutting_down() {
+    let system = System::new();
+    system.shutdown().await.unwrap();
+    let err = Probe::<u64>::spawn(&system).await.unwrap_err();
+    assert!(matches!(err, Error::ShuttingDown), "{err:?}");
 }
 
 // ----- probe: downs ----------------------------------------------------------------------
