@@ -7,9 +7,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Fail, Journal, Ping, Probe, j};
-use modo::Hook;
+use common::{j, secs};
 use modo::prelude::*;
+use modo::testkit::{Fail, Journal, Ping, Probe, Recorder};
+use modo::{DownReason, Hook, Recipient};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -80,25 +81,25 @@ impl Handler<Hang> for Fragile {
     }
 }
 
-/// A probe can be made to panic in a handler too.
-impl Handler<Boom> for Probe {
+/// A recorder can be made to panic in a handler too.
+impl Handler<Boom> for Recorder {
     type Reply = ();
     async fn handle(&mut self, msg: Boom, _ctx: &mut Context<Self>) {
         panic!("{}", msg.0);
     }
 }
 
-/// A root that journals its hooks as `Tree:hook` (like a [`Probe`]) and adds the given probes
+/// A root that journals its hooks as `Tree:hook` (like a [`Recorder`]) and adds the given ones
 /// as children with `ctx.add_dependency`, so the test can hold their addresses. Its label is
 /// the default one, its type name.
 struct Tree {
     journal: Journal,
-    pending: Vec<Probe>,
-    kids: Arc<Mutex<Vec<Addr<Probe>>>>,
+    pending: Vec<Recorder>,
+    kids: Arc<Mutex<Vec<Addr<Recorder>>>>,
 }
 
 impl Tree {
-    fn new(journal: &Journal, children: Vec<Probe>) -> Self {
+    fn new(journal: &Journal, children: Vec<Recorder>) -> Self {
         Tree {
             journal: journal.clone(),
             pending: children,
@@ -109,8 +110,8 @@ impl Tree {
 
 impl Service for Tree {
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        for probe in std::mem::take(&mut self.pending) {
-            let addr = ctx.add_dependency(probe);
+        for child in std::mem::take(&mut self.pending) {
+            let addr = ctx.add_dependency(child);
             self.kids.lock().unwrap().push(addr);
         }
         Ok(())
@@ -127,29 +128,29 @@ impl Service for Tree {
     }
 }
 
-/// A child that records `(value, restart_count)` for every `Record` it handles and panics on
-/// `Boom`.
-#[derive(Clone, Default)]
+/// A child that reports `(value, restart_count)` to a probe for every `Record` it handles and
+/// panics on `Boom`.
+#[derive(Clone)]
 struct Worker {
-    log: Arc<Mutex<Vec<(u32, u32)>>>,
+    report: Recipient<(u32, u32)>,
+}
+
+impl Worker {
+    fn new(probe: &Probe<(u32, u32)>) -> Self {
+        Worker {
+            report: probe.recipient(),
+        }
+    }
 }
 
 impl Service for Worker {}
 
 struct Record(u32);
-struct Log;
 
 impl Handler<Record> for Worker {
     type Reply = ();
     async fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
-        self.log.lock().unwrap().push((msg.0, ctx.restart_count()));
-    }
-}
-
-impl Handler<Log> for Worker {
-    type Reply = Vec<(u32, u32)>;
-    async fn handle(&mut self, _: Log, _ctx: &mut Context<Self>) -> Vec<(u32, u32)> {
-        self.log.lock().unwrap().clone()
+        let _ = self.report.tell((msg.0, ctx.restart_count())).await;
     }
 }
 
@@ -292,7 +293,7 @@ async fn a_panicking_handler_crashes_its_root_and_fails_its_ask() {
     let system = System::new();
     let fragile = system.spawn(Fragile::default()).await.unwrap();
     let bystander = system
-        .spawn(Probe::new("Bystander", &journal))
+        .spawn(Recorder::new("Bystander", &journal))
         .await
         .unwrap();
     assert_eq!(fragile.ask(Inc).await.unwrap(), 1);
@@ -371,13 +372,13 @@ async fn crash_from_outside_runs_the_stop_hooks_and_crashes_the_children() {
     let tree = Tree::new(
         &journal,
         vec![
-            Probe::new("B", &journal).with_children(vec![Probe::new("B1", &journal)]),
-            Probe::new("C", &journal),
+            Recorder::new("B", &journal).with_children(vec![Recorder::new("B1", &journal)]),
+            Recorder::new("C", &journal),
         ],
     );
     let kids = tree.kids.clone();
     let tree = system.spawn(tree).await.unwrap();
-    let kids: Vec<Addr<Probe>> = kids.lock().unwrap().clone();
+    let kids: Vec<Addr<Recorder>> = kids.lock().unwrap().clone();
     assert_eq!(kids.len(), 2);
     journal.take();
 
@@ -542,7 +543,11 @@ async fn a_panic_in_on_stop_is_reported_and_the_stop_completes() {
     let journal = Journal::new();
     let system = System::new();
     let a = system
-        .spawn(Probe::new("A", &journal).failing("on_stop", Fail::Panic))
+        .spawn(
+            Recorder::new("A", &journal)
+                .fail_at(Hook::OnStop, Fail::Panic)
+                .unwrap(),
+        )
         .await
         .unwrap();
     journal.take();
@@ -571,8 +576,8 @@ async fn a_child_panicking_in_on_stop_fails_its_parents_stop() {
     let journal = Journal::new();
     let system = System::new();
     let p = system
-        .spawn(Probe::new("P", &journal).with_children(vec![
-            Probe::new("C", &journal).failing("on_stop", Fail::Panic),
+        .spawn(Recorder::new("P", &journal).with_children(vec![
+            Recorder::new("C", &journal).fail_at(Hook::OnStop, Fail::Panic).unwrap(),
         ]))
         .await
         .unwrap();
@@ -605,17 +610,22 @@ async fn a_child_panicking_in_on_stop_fails_its_parents_stop() {
 
 #[tokio::test]
 async fn a_failing_start_hook_fails_the_spawn_and_unwinds() {
-    let all = ["on_init", "on_first_start", "on_start", "on_started"];
-    for (hook, which, ran, stop_hooks) in [
-        ("on_first_start", Hook::OnFirstStart, 2, false),
-        ("on_start", Hook::OnStart, 3, false),
-        ("on_started", Hook::OnStarted, 4, true),
+    let all = [
+        Hook::OnInit,
+        Hook::OnFirstStart,
+        Hook::OnStart,
+        Hook::OnStarted,
+    ];
+    for (hook, ran, stop_hooks) in [
+        (Hook::OnFirstStart, 2, false),
+        (Hook::OnStart, 3, false),
+        (Hook::OnStarted, 4, true),
     ] {
         for how in [Fail::Err, Fail::Panic] {
             let journal = Journal::new();
             let system = System::new();
             let err = system
-                .spawn(Probe::new("A", &journal).failing(hook, how))
+                .spawn(Recorder::new("A", &journal).fail_at(hook, how).unwrap())
                 .await
                 .unwrap_err();
             match (how, &err) {
@@ -628,7 +638,7 @@ async fn a_failing_start_hook_fails_the_spawn_and_unwinds() {
                     },
                 ) => {
                     assert_eq!(&**label, "A");
-                    assert_eq!(*h, which);
+                    assert_eq!(*h, hook);
                     assert_eq!(source.to_string(), format!("A failed in {hook}"));
                 }
                 (Fail::Panic, Error::Crashed { label, reason }) => {
@@ -661,10 +671,10 @@ async fn a_child_panicking_in_on_start_fails_the_parent_spawn() {
     let journal = Journal::new();
     let system = System::new();
     let err = system
-        .spawn(Probe::new("P", &journal).with_children(vec![
-            Probe::new("S", &journal),
-            Probe::new("F", &journal).failing("on_start", Fail::Panic),
-            Probe::new("N", &journal),
+        .spawn(Recorder::new("P", &journal).with_children(vec![
+            Recorder::new("S", &journal),
+            Recorder::new("F", &journal).fail_at(Hook::OnStart, Fail::Panic).unwrap(),
+            Recorder::new("N", &journal),
         ]))
         .await
         .unwrap_err();
@@ -711,22 +721,37 @@ async fn a_child_panicking_in_on_start_fails_the_parent_spawn() {
 
 // ----- crashed children ------------------------------------------------------------------
 
-#[tokio::test]
+/// A down heard by a probe: the crash reason, which must be a panic saying `what`.
+fn assert_panicked(down: &modo::Down, what: &str) {
+    match down.reason() {
+        DownReason::Crashed(reason) => {
+            assert!(reason.is_panic(), "{reason}");
+            assert!(reason.to_string().contains(what), "{reason}");
+        }
+        other => panic!("expected a crash, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_parent_that_removes_its_crashed_child_goes_on() {
     let journal = Journal::new();
     let system = System::new();
-    let worker = Worker::default();
-    let log = worker.log.clone();
+    let mut probe = Probe::<(u32, u32)>::spawn(&system).await.unwrap();
     let boss = system
-        .spawn(Boss::removing(&journal, vec![worker]))
+        .spawn(Boss::removing(&journal, vec![Worker::new(&probe)]))
         .await
         .unwrap();
     let kid = first_worker(&boss).await;
     assert_eq!(kid.depth(), 1);
+    probe.watch(&kid).await.unwrap();
 
     kid.tell(Record(1)).await.unwrap();
     kid.tell(Boom("child down")).await.unwrap();
     kid.tell(Record(2)).await.unwrap();
+    assert_panicked(
+        &probe.expect_down(&kid, secs(1)).await.unwrap(),
+        "child down",
+    );
     kid.wait_until_stopped().await;
     assert_eq!(kid.state(), ServiceState::Crashed);
 
@@ -742,7 +767,8 @@ async fn a_parent_that_removes_its_crashed_child_goes_on() {
         j(&["crashed:Worker:panicked in handler of Boom: child down"])
     );
     // Record(2) was queued behind the panic: removed with the child, a dead letter.
-    assert_eq!(*log.lock().unwrap(), [(1, 0)]);
+    assert_eq!(probe.expect_msg(secs(1)).await.unwrap(), (1, 0));
+    probe.expect_no_msg_for(secs(1)).await.unwrap();
     assert_eq!(kid.dead_letters(), 1);
     assert_eq!(kid.tell(Record(3)).await.unwrap_err().into_inner().0, 3);
 
@@ -752,15 +778,17 @@ async fn a_parent_that_removes_its_crashed_child_goes_on() {
     assert_eq!(system.live_actors(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_parent_can_restart_a_crashed_child_with_its_mailbox() {
     let journal = Journal::new();
     let system = System::new();
+    let mut probe = Probe::<(u32, u32)>::spawn(&system).await.unwrap();
     let boss = system
-        .spawn(Boss::restarting(&journal, vec![Worker::default()]))
+        .spawn(Boss::restarting(&journal, vec![Worker::new(&probe)]))
         .await
         .unwrap();
     let kid = first_worker(&boss).await;
+    probe.watch(&kid).await.unwrap();
 
     // All four are queued before the child handles any: the two behind the panic wait
     // through the crash and the restart.
@@ -769,9 +797,13 @@ async fn a_parent_can_restart_a_crashed_child_with_its_mailbox() {
     kid.tell(Record(2)).await.unwrap();
     kid.tell(Record(3)).await.unwrap();
     assert_eq!(
-        kid.ask(Log).await.unwrap(),
+        probe.expect_msgs(3, secs(1)).await.unwrap(),
         [(1, 0), (2, 1), (3, 1)],
         "handled before the crash, then after the restart"
+    );
+    assert_panicked(
+        &probe.expect_down(&kid, secs(1)).await.unwrap(),
+        "child down",
     );
     assert_eq!(kid.restart_count(), 1);
     assert_eq!(kid.state(), ServiceState::Running);
@@ -786,7 +818,8 @@ async fn a_parent_can_restart_a_crashed_child_with_its_mailbox() {
     assert_eq!(kids.len(), 1);
     assert_eq!(kids[0].id(), kid.id());
     kid.tell(Record(4)).await.unwrap();
-    assert_eq!(kid.ask(Log).await.unwrap().last(), Some(&(4, 1)));
+    assert_eq!(probe.expect_msg(secs(1)).await.unwrap(), (4, 1));
+    probe.expect_no_msg_for(secs(1)).await.unwrap();
     assert_eq!(boss.state(), ServiceState::Running);
     system.shutdown().await.unwrap();
     assert!(kid.is_terminated());

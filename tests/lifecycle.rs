@@ -310,7 +310,8 @@ async fn failing_stop_hook_is_reported_and_the_stop_completes() {
     let a = system
         .spawn(
             Probe::new("A", &journal)
-                .failing("on_stop", Fail::Err)
+                .fail_at(modo::Hook::OnStop, Fail::Err)
+                .unwrap()
                 .with_children(vec![Probe::new("B", &journal)]),
         )
         .await
@@ -345,7 +346,7 @@ async fn failing_child_start_unwinds_the_tree() {
     let err = system
         .spawn(Probe::new("A", &journal).with_children(vec![
             Probe::new("B", &journal),
-            Probe::new("C", &journal).failing("on_start", Fail::Err),
+            Probe::new("C", &journal).fail_at(modo::Hook::OnStart, Fail::Err).unwrap(),
             Probe::new("D", &journal),
         ]))
         .await

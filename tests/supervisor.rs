@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use modo::prelude::*;
 use modo::supervisor::{Backoff, RestartPolicy, Strategy, Supervisor};
+use modo::testkit::Probe;
+use modo::{DownReason, Recipient};
 use tokio::time::Instant;
 
 /// A worker that counts its instances (factory builds), panics on `Boom`, and records every
@@ -163,22 +165,68 @@ async fn crashing_fails_the_whole_system() {
     assert!(kids.iter().all(|k| k.is_terminated()));
 }
 
-#[tokio::test]
+/// Reports every item it handles to a probe, with how many this instance handled before it
+/// (0 in a fresh instance), and panics on `Boom`.
+struct Reporting {
+    handled: u32,
+    report: Recipient<(u64, u32)>,
+}
+
+impl Service for Reporting {}
+
+impl Handler<Item> for Reporting {
+    type Reply = ();
+    async fn handle(&mut self, Item(n): Item, _ctx: &mut Context<Self>) {
+        let _ = self.report.tell((n, self.handled)).await;
+        self.handled += 1;
+    }
+}
+
+impl Handler<Boom> for Reporting {
+    type Reply = ();
+    async fn handle(&mut self, _: Boom, _ctx: &mut Context<Self>) {
+        panic!("reporting exploded");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_panicking_child_is_restarted_and_its_queue_kept() {
+    let second = Duration::from_secs(1);
     let system = System::new();
+    let mut probe = Probe::<(u64, u32)>::spawn(&system).await.unwrap();
     let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
-    let w = sup.supervise(worker("w")).await.unwrap();
+    let report = probe.recipient();
+    let w = sup
+        .supervise(move || Reporting {
+            handled: 0,
+            report: report.clone(),
+        })
+        .await
+        .unwrap();
+    probe.watch(&w).await.unwrap();
     // Queued behind the poison message: kept across the restart, in order.
     w.tell(Item(1)).await.unwrap();
     w.tell(Boom).await.unwrap();
     for n in 2..=5 {
         w.tell(Item(n)).await.unwrap();
     }
+    let down = probe.expect_down(&w, second).await.unwrap();
+    match down.reason() {
+        DownReason::Crashed(reason) => {
+            assert!(reason.is_panic());
+            assert!(
+                reason.to_string().contains("reporting exploded"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a crash, got {other:?}"),
+    }
     assert_eq!(
-        w.ask(Seen).await.unwrap(),
-        vec![2, 3, 4, 5],
-        "a fresh instance from the factory"
+        probe.expect_msgs(5, second).await.unwrap(),
+        [(1, 0), (2, 0), (3, 1), (4, 2), (5, 3)],
+        "every item once, in order; a fresh instance from the factory after the crash"
     );
+    probe.expect_no_msg_for(second).await.unwrap();
     assert_eq!(w.restart_count(), 1);
     assert_eq!(w.dead_letters(), 0);
     system.shutdown().await.unwrap();

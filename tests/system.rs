@@ -58,7 +58,11 @@ async fn shutdown_reports_a_failing_stop_and_still_stops_the_rest() {
     let system = System::new();
     system.spawn(Probe::new("A", &journal)).await.unwrap();
     system
-        .spawn(Probe::new("B", &journal).failing("on_shutdown", common::Fail::Err))
+        .spawn(
+            Probe::new("B", &journal)
+                .fail_at(modo::Hook::OnShutdown, common::Fail::Err)
+                .unwrap(),
+        )
         .await
         .unwrap();
     let err = system.shutdown().await.unwrap_err();
@@ -117,7 +121,11 @@ async fn a_failed_spawn_leaves_nothing_behind() {
     let journal = Journal::new();
     let system = System::new();
     let err = system
-        .spawn(Probe::new("A", &journal).failing("on_start", common::Fail::Panic))
+        .spawn(
+            Probe::new("A", &journal)
+                .fail_at(modo::Hook::OnStart, common::Fail::Panic)
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     match err {
