@@ -482,12 +482,9 @@ async fn downs_heard_while_expecting_another_are_kept_for_later() {
     system.shutdown().await.unwrap();
 }
 
-/// After a supervisor restarted a crashed service, watching it again should hear its next
-/// crash. The kernel does not re-arm a service's watchers on restart, so the new watch
-/// fires at once with `Stopped` while the service runs: reported to the lead (kernel,
-/// `src/actor/watch.rs`); the test kit cannot work around it.
+/// After a supervisor restarted a crashed service, watching it again hears its next crash
+/// (the kernel re-arms a service's watchers when it restarts), not a `Stopped` at once.
 #[tokio::test(start_paused = true)]
-#[ignore = "kernel: watches of a restarted service fire at once with Stopped"]
 async fn a_watch_after_a_restart_hears_the_next_crash() {
     let system = System::new();
     let mut probe = Probe::<Report>::spawn(&system).await.unwrap();
@@ -726,6 +723,50 @@ async fn a_delayed_hook_takes_exactly_its_delay_and_keeps_the_order() {
             "A:on_started",
         ]
     );
+    system.shutdown().await.unwrap();
+}
+
+/// Every step a `Hook` names can be delayed, not only the lifecycle hooks: `on_init` and
+/// `dependencies` at the first start, each child's start and stop, and the join of the tasks;
+/// paused time makes each wait exact.
+#[tokio::test(start_paused = true)]
+async fn every_step_a_hook_names_can_be_delayed() {
+    let journal = Journal::new();
+    let system = System::new();
+    let parent = Recorder::new("P", &journal).with_children(vec![
+        Recorder::new("C1", &journal),
+        Recorder::new("C2", &journal),
+    ]);
+    let start = Instant::now();
+    let p = system
+        .spawn(
+            ServiceSpec::new(parent).faults(
+                Faults::new()
+                    .delay(Hook::OnInit, secs(1))
+                    .delay(Hook::Dependencies, secs(2))
+                    .delay(Hook::StartChild, secs(3))
+                    .delay(Hook::StopChild, secs(5))
+                    .delay(Hook::JoinTasks, secs(7)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        start.elapsed(),
+        secs(1 + 2 + 3 * 2),
+        "on_init, dependencies, two children"
+    );
+    let start = Instant::now();
+    p.stop().await.unwrap();
+    // The children stop one after the other (each waits its delay), then the join waits.
+    assert_eq!(start.elapsed(), secs(5 * 2 + 7));
+    let order = journal.take();
+    let at = |s: &str| order.iter().position(|e| e == s).unwrap();
+    assert!(
+        at("C2:on_stop") < at("C1:on_stop"),
+        "children stop newest first: {order:?}"
+    );
+    assert!(at("C1:on_shutdown") < at("P:on_shutdown"), "{order:?}");
     system.shutdown().await.unwrap();
 }
 

@@ -60,7 +60,11 @@ impl Faults {
         self
     }
 
-    /// Hook `hook` waits `delay` before it runs (its stop-sequence bound still applies).
+    /// Step `hook` waits `delay` before it runs, for every hook and step [`Hook`] names:
+    /// `on_init` (at spawn and before each restart's fresh instance), `dependencies` (first
+    /// start), each lifecycle hook, [`Hook::StartChild`] and [`Hook::StopChild`] before each
+    /// child's start or stop, and [`Hook::JoinTasks`] before the background tasks are joined.
+    /// A stop-sequence hook's shutdown-timeout bound still applies to the hook itself.
     pub fn delay(mut self, hook: Hook, delay: Duration) -> Self {
         self.delays.insert(hook, delay);
         self

@@ -124,6 +124,12 @@ impl Watchers {
         }
     }
 
+    /// After a restart: the service can go down again, so watches taken from now on wait for
+    /// that (the ones that fired stay fired).
+    pub(crate) fn rearm(&self) {
+        lock(&self.list).get_or_insert_with(Vec::new);
+    }
+
     /// Removes a watch, if it has not fired.
     pub(crate) fn remove(&self, id: WatchId) {
         if let Some(list) = lock(&self.list).as_mut() {

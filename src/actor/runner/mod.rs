@@ -277,10 +277,18 @@ async fn boxed<F: std::future::Future>(fut: F) -> F::Output {
     Box::pin(fut).await
 }
 
+/// Waits an injected fault's delay, if there is one.
+async fn fault_sleep(delay: Option<Duration>) {
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 impl<A: Service> Runner<A> {
     /// Runs the actor to its end, acting on `first` before anything on its lanes; returns the
     /// answers it still owes (sent by the caller once the actor is completely gone).
     async fn run(mut self, mut first: Option<Control>) -> Answers {
+        fault_sleep(self.fault_delay(Hook::OnInit)).await;
         if let Err(reason) = self.init_instance(false) {
             // A service that cannot even initialise is crashed before its first start.
             self.cell.core.record_crash(reason);
@@ -316,12 +324,20 @@ impl<A: Service> Runner<A> {
         answers
     }
 
+    /// How long step `hook` waits first, by an injected fault (feature `testkit`).
+    fn fault_delay(&self, hook: Hook) -> Option<Duration> {
+        #[cfg(feature = "testkit")]
+        return self.faults.as_ref().and_then(|f| f.delay(hook));
+        #[cfg(not(feature = "testkit"))]
+        {
+            let _ = hook;
+            None
+        }
+    }
+
     /// Runs hook `H` with panic capture: `Err` carries the crash reason.
     async fn run_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
-        #[cfg(feature = "testkit")]
-        if let Some(delay) = self.faults.as_ref().and_then(|f| f.delay(H::HOOK)) {
-            tokio::time::sleep(delay).await;
-        }
+        fault_sleep(self.fault_delay(H::HOOK)).await;
         match AssertUnwindSafe(H::call(&mut self.actor, &mut self.ctx))
             .catch_unwind()
             .await

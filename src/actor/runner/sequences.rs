@@ -11,7 +11,7 @@ use super::super::host::Event;
 use super::super::mailbox::{Control, Notice, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Runner, boxed, hooks};
+use super::{Runner, boxed, fault_sleep, hooks};
 
 impl<A: Service> Runner<A> {
     /// `on_init` on the current instance, or a fresh instance from the factory.
@@ -48,6 +48,8 @@ impl<A: Service> Runner<A> {
             let core = &self.cell.core;
             core.bump_restart_count();
             core.clear_crash();
+            core.watchers.rearm();
+            fault_sleep(self.fault_delay(Hook::OnInit)).await;
             if let Err(reason) = self.init_instance(true) {
                 return Err(self.fail_start(reason, false).await);
             }
@@ -68,7 +70,7 @@ impl<A: Service> Runner<A> {
         self.ctx.phase = Phase::Starting;
 
         if !self.deps_added
-            && let Err(reason) = self.first_start_setup()
+            && let Err(reason) = self.first_start_setup().await
         {
             return Err(self.fail_start(reason, false).await);
         }
@@ -106,7 +108,7 @@ impl<A: Service> Runner<A> {
 
     /// The first start only: claims the service's name and creates the children its
     /// `dependencies` lists.
-    fn first_start_setup(&mut self) -> Result<(), CrashReason> {
+    async fn first_start_setup(&mut self) -> Result<(), CrashReason> {
         let core = &self.cell.core;
         if let Some(name) = &core.name {
             let me = self.ctx.myself().service_ref();
@@ -116,6 +118,7 @@ impl<A: Service> Runner<A> {
                 .map_err(|e| CrashReason::Error(Arc::new(e)))?;
         }
         self.deps_added = true;
+        fault_sleep(self.fault_delay(Hook::Dependencies)).await;
         let deps = std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.dependencies()))
             .map_err(|panic| CrashReason::from_panic(panic, Hook::Dependencies.to_string()))?;
         for dep in deps {
@@ -129,6 +132,7 @@ impl<A: Service> Runner<A> {
     async fn start_children(&mut self) -> Result<(), CrashReason> {
         let children = self.ctx.children.clone();
         for child in children {
+            fault_sleep(self.fault_delay(Hook::StartChild)).await;
             if let Err(e) = child.maybe_start().await {
                 if child.is_terminated() {
                     // Stopped for good by someone else, its exit notice still on its way: it
@@ -199,6 +203,7 @@ impl<A: Service> Runner<A> {
         self.ctx.tasks.cancel_all();
         self.ctx.log().mundane("Stopped");
 
+        fault_sleep(self.fault_delay(Hook::JoinTasks)).await;
         let stuck = self.join_tasks().await;
         let late = self.close_exits().await;
         if late > 0 {
@@ -244,9 +249,13 @@ impl<A: Service> Runner<A> {
         } else {
             self.ctx.children.clone()
         };
+        let delay = self.fault_delay(Hook::StopChild);
         let stop_one = |child: ServiceRef| {
             let cause = child_cause.clone();
             async move {
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
                 let res = child
                     .core()
                     .request_raw("stop", |reply| {
