@@ -81,17 +81,29 @@
 //! [postcard](https://docs.rs/postcard) (compact, specified, serde-based).
 
 mod addr;
+mod auth;
+mod cluster;
 mod error;
 mod export;
+mod graph;
 mod node;
+mod spawn;
+mod watch;
 pub mod wire;
 
 pub use addr::RemoteAddr;
+pub use auth::{Credentials, ENV_VARS, Tls};
 pub use error::{RemoteError, RemoteSendError};
 pub use export::{
     DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IN_FLIGHT, Export, ExportService, ExportStats, GetExportStats,
 };
-pub use node::{ConnectionState, Node, NodeOptions};
+pub use node::{
+    ConnectionState, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES, Node, NodeOptions,
+};
+pub use spawn::{FactoryBuilder, GetHolder, RemoteChild, RemoteChildSpec};
+pub use watch::{
+    DownCause, GetWatchTarget, RemoteDown, RemoteUp, RemoteWatch, WatchBuilder, WatchTarget,
+};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
