@@ -178,13 +178,15 @@ pub(crate) enum Action {
         to: Recipient<RemoteUp>,
     },
     /// A child spawned for a node that is gone: stop it.
-    StopOrphan { child: ServiceRef, name: String },
+    StopOrphan { spawned: Spawned, name: String },
 }
 
 /// A child this node spawned for another node.
 pub(crate) struct Spawned {
     pub(crate) owner: NodeId,
     pub(crate) child: ServiceRef,
+    /// Its export, withdrawn first when it is stopped.
+    pub(crate) export: ServiceRef,
 }
 
 /// A local export, as the heartbeat lists it.
@@ -285,8 +287,21 @@ impl Cluster {
         self.kick.notify_one();
     }
 
-    pub(crate) fn add_spawned(&self, name: String, owner: NodeId, child: ServiceRef) {
-        self.lock().spawned.insert(name, Spawned { owner, child });
+    pub(crate) fn add_spawned(
+        &self,
+        name: String,
+        owner: NodeId,
+        child: ServiceRef,
+        export: ServiceRef,
+    ) {
+        self.lock().spawned.insert(
+            name,
+            Spawned {
+                owner,
+                child,
+                export,
+            },
+        );
     }
 
     /// Forgets a spawned child that ended by itself (it crashed).
@@ -401,7 +416,9 @@ impl Cluster {
                     Target::Pinned(node, n) => *node == id && **n == *down.name,
                     Target::Node(_) => false,
                 };
-                if hit && e.armed.is_some() {
+                // The first notice of a heartbeat says why (a crash, then the withdrawal
+                // that follows it).
+                if hit && e.armed.is_some() && e.cause.is_none() {
                     e.cause = Some(cause.clone());
                 }
             }
@@ -589,11 +606,8 @@ impl State {
             .map(|(n, _)| n.clone())
             .collect();
         for name in orphans {
-            if let Some(s) = self.spawned.remove(&name) {
-                out.push(Action::StopOrphan {
-                    child: s.child,
-                    name,
-                });
+            if let Some(spawned) = self.spawned.remove(&name) {
+                out.push(Action::StopOrphan { spawned, name });
             }
         }
     }

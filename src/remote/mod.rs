@@ -92,6 +92,7 @@ mod watch;
 pub mod wire;
 
 pub use addr::RemoteAddr;
+pub(crate) use node::cluster_graphs_in;
 pub use auth::{Credentials, ENV_VARS, Tls};
 pub use error::{RemoteError, RemoteSendError};
 pub use export::{

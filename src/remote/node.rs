@@ -423,7 +423,7 @@ impl Node {
         if client.connection_state() == async_nats::connection::State::Connected {
             state_tx.send_replace(ConnectionState::Connected);
         }
-        Ok(Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 client,
                 prefix: format!("modo.{system}."),
@@ -445,7 +445,11 @@ impl Node {
                 factories: Mutex::default(),
                 deferred: flume::unbounded(),
             }),
-        })
+        };
+        let mut live = live_nodes();
+        live.retain(|n| n.strong_count() > 0);
+        live.push(Arc::downgrade(&node.inner));
+        Ok(node)
     }
 
     /// This node's name ([`NodeOptions::node_name`]; its id by default).
@@ -564,6 +568,12 @@ impl Node {
         }
     }
 
+    /// Withdraws a spawned child's export (it answers what it took), then stops the child.
+    pub(crate) async fn stop_spawned(&self, spawned: cluster::Spawned) {
+        let _ = spawned.export.stop().await;
+        self.stop_child(spawned.child).await;
+    }
+
     /// Runs what the membership asked: proxies end now; the rest goes to the membership task.
     pub(crate) fn run_actions(&self, actions: Vec<Action>) {
         for action in actions {
@@ -580,9 +590,9 @@ impl Node {
     async fn run_deferred(&self, action: Action) {
         match action {
             Action::Down { proxy, down, stop } => end_proxy(&proxy, down, stop),
-            Action::StopOrphan { child, name } => {
+            Action::StopOrphan { spawned, name } => {
                 tracing::warn!(target: "modo", "stopping {name}: the node it was spawned for is gone");
-                self.stop_child(child).await;
+                self.stop_spawned(spawned).await;
             }
             Action::Up {
                 entry,
@@ -1091,4 +1101,31 @@ impl Node {
         };
         self.cluster().is_up(&target)
     }
+}
+
+/// The nodes of this process, for the Worker's dump.
+fn live_nodes() -> std::sync::MutexGuard<'static, Vec<std::sync::Weak<Inner>>> {
+    static LIVE: std::sync::OnceLock<Mutex<Vec<std::sync::Weak<Inner>>>> =
+        std::sync::OnceLock::new();
+    LIVE.get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cluster graph of every node whose service runs in `graph` (the Worker's dump): each
+/// gathered for at most 1 s.
+pub(crate) async fn cluster_graphs_in(graph: &crate::registry::Graph) -> Vec<ClusterGraph> {
+    let nodes: Vec<Node> = live_nodes()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .map(|inner| Node { inner })
+        .filter(|n| n.service().is_some_and(|s| graph.node(s.id()).is_some()))
+        .collect();
+    let mut out = Vec::new();
+    for node in nodes {
+        if let Ok(cluster) = node.cluster_graph(Duration::from_secs(1)).await {
+            out.push(cluster);
+        }
+    }
+    out
 }

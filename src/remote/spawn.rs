@@ -55,7 +55,12 @@ pub(crate) enum CtlReply {
 
 /// A factory, with its type erased: spawns a child under the node's service and exports it.
 pub(crate) trait Factory: Send + Sync + 'static {
-    fn spawn(&self, node: Node, name: String) -> BoxFuture<'static, Result<ServiceRef, RemoteError>>;
+    /// Spawns and exports; returns the child and its export.
+    fn spawn(
+        &self,
+        node: Node,
+        name: String,
+    ) -> BoxFuture<'static, Result<(ServiceRef, ServiceRef), RemoteError>>;
 }
 
 type Route<A> = Arc<dyn Fn(Export<A>) -> Export<A> + Send + Sync>;
@@ -66,7 +71,11 @@ struct Typed<A: Service> {
 }
 
 impl<A: Service> Factory for Typed<A> {
-    fn spawn(&self, node: Node, name: String) -> BoxFuture<'static, Result<ServiceRef, RemoteError>> {
+    fn spawn(
+        &self,
+        node: Node,
+        name: String,
+    ) -> BoxFuture<'static, Result<(ServiceRef, ServiceRef), RemoteError>> {
         let make = self.make.clone();
         let routes = self.routes.clone();
         Box::pin(async move {
@@ -82,7 +91,7 @@ impl<A: Service> Factory for Typed<A> {
                 export = route(export);
             }
             match export.start().await {
-                Ok(_) => Ok(addr.service_ref()),
+                Ok(export) => Ok((addr.service_ref(), export.service_ref())),
                 Err(e) => {
                     let _ = service.ask(super::node::RemoveChild(addr.service_ref())).await;
                     Err(e)
@@ -177,17 +186,17 @@ pub(crate) async fn serve_ctl(node: &Node, ctl: Ctl) -> CtlReply {
             // The same name again (a proxy restarted before this node saw its child go):
             // the old child goes first.
             if let Some(old) = cluster.take_spawned(&name) {
-                node.stop_child(old.child).await;
+                node.stop_spawned(old).await;
             }
             cluster.note_alive(owner, &owner_name);
             match make.spawn(node.clone(), name.clone()).await {
-                Ok(child) => {
-                    cluster.add_spawned(name.clone(), owner, child);
+                Ok((child, export)) => {
+                    cluster.add_spawned(name.clone(), owner, child, export);
                     // Its owner may have gone while it started.
                     if cluster.peer_up(owner) == Some(false)
                         && let Some(s) = cluster.take_spawned(&name)
                     {
-                        node.stop_child(s.child).await;
+                        node.stop_spawned(s).await;
                         return CtlReply::Failed(format!("the owner node {owner_name} is gone"));
                     }
                     tracing::info!(target: "modo", "spawned {name} from factory {factory} for node {owner_name}");
@@ -201,7 +210,7 @@ pub(crate) async fn serve_ctl(node: &Node, ctl: Ctl) -> CtlReply {
         }
         Ctl::Stop { name } => {
             if let Some(s) = node.cluster().take_spawned(&name) {
-                node.stop_child(s.child).await;
+                node.stop_spawned(s).await;
             }
             CtlReply::Stopped
         }

@@ -57,6 +57,7 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
@@ -65,21 +66,47 @@ impl NatsServer {
     /// # Panics
     /// If the binary exists but the server does not come up within 10 s.
     pub fn start() -> Option<NatsServer> {
+        Self::start_with(&[], None)
+    }
+
+    /// A server on a free port with this configuration file text (`authorization {...}`,
+    /// `tls {...}`, `cluster {...}`) and these extra arguments.
+    pub fn start_with(args: &[String], config: Option<&str>) -> Option<NatsServer> {
         let binary = server_binary()?;
-        let dir =
-            std::env::temp_dir().join(format!("modo-nats-{}-{}", std::process::id(), uuid_like()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = spawn(&binary, &dir, None);
+        let dir = temp_dir("nats");
+        let mut extra: Vec<String> = args.to_vec();
+        if let Some(text) = config {
+            let path = dir.join("server.conf");
+            std::fs::write(&path, text).expect("write the server's config");
+            extra.push("-c".into());
+            extra.push(path.display().to_string());
+        }
+        let child = spawn_with(&binary, &dir, None, &extra);
         let pid = child.id();
         let mut server = NatsServer {
             binary,
             child: Some(child),
             dir,
             port: 0,
+            extra,
         };
         server.port = server.read_port(pid);
         server.wait_until_listening();
         Some(server)
+    }
+
+    /// The folder the server's files live in (removed when it is dropped).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cluster (route) port the server wrote in its ports file, if it has one.
+    pub fn cluster_port(&self) -> Option<u16> {
+        let pid = self.child.as_ref()?.id();
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("nats-server_{pid}.ports"))).ok()?;
+        let start = text.find("\"cluster\"")?;
+        parse_port(&text[start..])
     }
 
     /// The client URL.
@@ -105,7 +132,7 @@ impl NatsServer {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = spawn(&self.binary, &self.dir, Some(self.port));
+            let mut child = spawn_with(&self.binary, &self.dir, Some(self.port), &self.extra);
             std::thread::sleep(Duration::from_millis(100));
             match child.try_wait() {
                 Ok(None) => {
@@ -164,11 +191,20 @@ impl Drop for NatsServer {
     }
 }
 
-fn spawn(binary: &Path, dir: &Path, port: Option<u16>) -> Child {
+/// A fresh folder under the temp dir.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("modo-{what}-{}-{}", std::process::id(), uuid_like()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn spawn_with(binary: &Path, dir: &Path, port: Option<u16>, extra: &[String]) -> Child {
     let port = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
     Command::new(binary)
         .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -197,4 +233,54 @@ fn uuid_like() -> u64 {
             .map_or(0, |d| d.as_nanos() as u64),
     );
     h.finish()
+}
+
+/// Three servers routed to each other on loopback: the first with a random cluster port, the
+/// others routed to it (the mesh completes by gossip).
+pub struct NatsCluster {
+    /// The servers.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// `n` servers in one cluster; `None` without nats-server.
+    ///
+    /// # Panics
+    /// If they do not come up, or do not form routes within 10 s.
+    pub fn start(n: usize) -> Option<NatsCluster> {
+        let first = NatsServer::start_with(
+            &["--cluster_name".into(), "modo".into(), "--cluster".into(), "nats://127.0.0.1:-1".into()],
+            None,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let route = loop {
+            if let Some(p) = first.cluster_port() {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "no cluster port for the first server");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut servers = vec![first];
+        for _ in 1..n {
+            let args = [
+                "--cluster_name".to_string(),
+                "modo".into(),
+                "--cluster".into(),
+                "nats://127.0.0.1:-1".into(),
+                "--routes".into(),
+                format!("nats://127.0.0.1:{route}"),
+            ];
+            servers.push(NatsServer::start_with(&args, None)?);
+        }
+        Some(NatsCluster { servers })
+    }
+
+    /// Every client URL, comma separated (what `Node::connect` takes).
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
