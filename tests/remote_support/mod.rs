@@ -212,9 +212,10 @@ fn spawn_with(binary: &Path, dir: &Path, port: Option<u16>, extra: &[String]) ->
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
 }
 
-/// `{"nats":["nats://127.0.0.1:33869"], ...}` -> 33869.
+/// `{"nats":["nats://127.0.0.1:33869"], ...}` -> 33869 (the scheme is `tls://` for a server
+/// that requires TLS).
 fn parse_port(text: &str) -> Option<u16> {
-    let start = text.find("nats://")? + "nats://".len();
+    let start = text.find("://")? + "://".len();
     let rest = &text[start..];
     let colon = rest.find(':')?;
     let digits: String = rest[colon + 1..]
@@ -282,5 +283,72 @@ impl NatsCluster {
             .map(NatsServer::url)
             .collect::<Vec<_>>()
             .join(",")
+    }
+}
+
+/// PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with the `openssl` command line at test time.
+pub struct Certs {
+    /// The folder they are in (removed when dropped).
+    pub dir: PathBuf,
+    /// The CA's certificate.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub server: (PathBuf, PathBuf),
+    /// The client's certificate and key.
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Certs {
+    /// `None` if `openssl` is not installed (the TLS tests then skip, saying so).
+    ///
+    /// # Panics
+    /// If openssl is there but fails.
+    pub fn make() -> Option<Certs> {
+        let openssl = Command::new("openssl").arg("version").output().ok()?;
+        if !openssl.status.success() {
+            return None;
+        }
+        let dir = temp_dir("tls");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=modo test CA"]].concat());
+        for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let key = format!("{who}.key");
+            let csr = format!("{who}.csr");
+            let pem = format!("{who}.pem");
+            let ext = format!("{who}.ext");
+            std::fs::write(
+                dir.join(&ext),
+                format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("write the extensions");
+            run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN=modo test {who}")]].concat());
+            run(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext]);
+        }
+        Some(Certs {
+            ca: dir.join("ca.pem"),
+            server: (dir.join("server.pem"), dir.join("server.key")),
+            client: (dir.join("client.pem"), dir.join("client.key")),
+            dir,
+        })
     }
 }
