@@ -58,6 +58,7 @@ pub struct NatsServer {
     dir: PathBuf,
     port: u16,
     extra: Vec<String>,
+    host: String,
 }
 
 impl NatsServer {
@@ -72,9 +73,16 @@ impl NatsServer {
     /// A server on a free port with this configuration file text (`authorization {...}`,
     /// `tls {...}`, `cluster {...}`) and these extra arguments.
     pub fn start_with(args: &[String], config: Option<&str>) -> Option<NatsServer> {
+        Self::start_on("127.0.0.1", args, config)
+    }
+
+    /// A server listening on `host` (loopback, or the link-local address of a test's own
+    /// veth pair).
+    pub fn start_on(host: &str, args: &[String], config: Option<&str>) -> Option<NatsServer> {
         let binary = server_binary()?;
         let dir = temp_dir("nats");
-        let mut extra: Vec<String> = args.to_vec();
+        let mut extra: Vec<String> = vec!["-a".into(), host.into()];
+        extra.extend_from_slice(args);
         if let Some(text) = config {
             let path = dir.join("server.conf");
             std::fs::write(&path, text).expect("write the server's config");
@@ -89,6 +97,7 @@ impl NatsServer {
             dir,
             port: 0,
             extra,
+            host: host.to_owned(),
         };
         server.port = server.read_port(pid);
         server.wait_until_listening();
@@ -111,7 +120,7 @@ impl NatsServer {
 
     /// The client URL.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// The port.
@@ -175,7 +184,7 @@ impl NatsServer {
     fn wait_until_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect((self.host.as_str(), self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -350,5 +359,118 @@ impl Certs {
             client: (dir.join("client.pem"), dir.join("client.key")),
             dir,
         })
+    }
+}
+
+/// `<target>/<profile>/examples/<name>`, built once per test binary with the `nats` feature
+/// (a no-op when fresh).
+pub fn example_binary(name: &'static str) -> PathBuf {
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<Vec<(&'static str, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Mutex::default);
+    let mut built = built.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from <target>/<profile>/deps");
+    let binary = profile_dir.join("examples").join(name);
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--features", "nats", "--example", name]);
+    // Without the variables cargo sets for a running test: a build script that watches one
+    // (ring's watches CARGO_MANIFEST_DIR) would rebuild its crate and everything above it,
+    // here and again in the next `cargo test`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR"
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --example {name} failed");
+    assert!(binary.exists(), "no example binary at {}", binary.display());
+    built.push((name, binary.clone()));
+    binary
+}
+
+/// A network namespace of the test's own, joined to this one by a veth pair with link-local
+/// addresses (`169.254.<n>.1` here, `.2` inside); deleted when dropped, also on failure.
+pub struct Netns {
+    /// The namespace's name.
+    pub name: String,
+    /// The address on this side (a server listens there).
+    pub host_addr: String,
+    inner_if: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    /// `None` (the caller skips) unless this runs as root with `ip` and namespaces work.
+    pub fn create() -> Option<Netns> {
+        let n = std::process::id() % 200 + 20;
+        let ns = Netns {
+            name: format!("modo{n}"),
+            host_addr: format!("169.254.{n}.1"),
+            inner_if: format!("modo{n}b"),
+            host_if: format!("modo{n}a"),
+        };
+        // Left over from a killed run of the same pid: remove first.
+        ip(&["link", "del", &ns.host_if]);
+        ip(&["netns", "del", &ns.name]);
+        let ok = ip(&["netns", "add", &ns.name])
+            && ip(&["link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.inner_if])
+            && ip(&["link", "set", &ns.inner_if, "netns", &ns.name])
+            && ip(&["addr", "add", &format!("{}/30", ns.host_addr), "dev", &ns.host_if])
+            && ip(&["link", "set", &ns.host_if, "up"])
+            && ip(&["-n", &ns.name, "addr", "add", &format!("169.254.{n}.2/30"), "dev", &ns.inner_if])
+            && ip(&["-n", &ns.name, "link", "set", &ns.inner_if, "up"])
+            && ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ok.then_some(ns)
+    }
+
+    /// Cuts the link (inside the namespace): its processes lose the network, none is killed.
+    pub fn cut(&self) {
+        assert!(ip(&["-n", &self.name, "link", "set", &self.inner_if, "down"]), "cut");
+    }
+
+    /// Restores the link.
+    pub fn restore(&self) {
+        assert!(ip(&["-n", &self.name, "link", "set", &self.inner_if, "up"]), "restore");
+    }
+
+    /// The command prefix that runs a program inside: `ip netns exec <name>`.
+    pub fn exec_prefix(&self) -> Vec<String> {
+        vec!["ip".into(), "netns".into(), "exec".into(), self.name.clone()]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.name]);
     }
 }
