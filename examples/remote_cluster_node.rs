@@ -37,7 +37,9 @@ impl Service for Member {
             .request_timeout(Duration::from_secs(2));
         let node = Node::connect(&self.urls, options).await?;
         ctx.add_runtime_dependency(node.clone()).await?;
-        let counter = ctx.add_runtime_dependency(Counter::new(self.name.clone())).await?;
+        let counter = ctx
+            .add_runtime_dependency(Counter::new(self.name.clone()))
+            .await?;
         for name in &self.exports {
             export_counter(&node, name, counter.clone()).await?;
         }
@@ -60,7 +62,9 @@ impl Service for Member {
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [urls, name, exports, heartbeat_ms] = args.as_slice() else {
-        eprintln!("usage: remote_cluster_node NATS_URL[,URL...] NODE_NAME EXPORT[,EXPORT...]|- HEARTBEAT_MS");
+        eprintln!(
+            "usage: remote_cluster_node NATS_URL[,URL...] NODE_NAME EXPORT[,EXPORT...]|- HEARTBEAT_MS"
+        );
         return std::process::ExitCode::from(2);
     };
     let Ok(ms) = heartbeat_ms.parse::<u64>() else {

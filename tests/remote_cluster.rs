@@ -29,7 +29,7 @@ mod with_nats {
     use modo::registry::MemberState;
     use modo::remote::{
         DownCause, Node, NodeOptions, RemoteChildSpec, RemoteDown, RemoteError, RemoteUp,
-        RemoteWatch, WatchTarget,
+        WatchTarget,
     };
     use modo::supervisor::RestartPolicy;
     use modo::{Down, DownReason, Recipient};
@@ -54,7 +54,10 @@ mod with_nats {
         )
         .await
         .expect("connect");
-        system.spawn(node.clone()).await.expect("the node's service");
+        system
+            .spawn(node.clone())
+            .await
+            .expect("the node's service");
         (system, node)
     }
 
@@ -67,7 +70,6 @@ mod with_nats {
             remote: Option<RemoteDown>,
         },
         Up {
-            at: Instant,
             node: String,
         },
     }
@@ -82,7 +84,12 @@ mod with_nats {
     impl Service for Watcher {
         async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
             let up: Recipient<RemoteUp> = ctx.myself().recipient();
-            let watch = self.node.watch(self.target.clone()).on_up(up).start().await?;
+            let watch = self
+                .node
+                .watch(self.target.clone())
+                .on_up(up)
+                .start()
+                .await?;
             ctx.watch(&watch);
             Ok(())
         }
@@ -101,10 +108,7 @@ mod with_nats {
         type Reply = ();
         async fn handle(&mut self, up: RemoteUp, ctx: &mut Context<Self>) {
             ctx.watch(&up.watch);
-            let _ = self.heard.send(Heard::Up {
-                at: Instant::now(),
-                node: up.node.1,
-            });
+            let _ = self.heard.send(Heard::Up { node: up.node.1 });
         }
     }
 
@@ -210,7 +214,10 @@ mod with_nats {
         assert!(a.is_up(&WatchTarget::node("b")));
         // And it is watched again: b2 closes its connection without leaving its System.
         b2.close().await.unwrap();
-        assert!(matches!(next(&mut heard).await, Heard::Down { stopped: true, .. }));
+        assert!(matches!(
+            next(&mut heard).await,
+            Heard::Down { stopped: true, .. }
+        ));
         sys_b2.shutdown().await.unwrap();
         sys_a.shutdown().await.unwrap();
     }
@@ -227,7 +234,11 @@ mod with_nats {
             .unwrap_err();
         assert!(matches!(err, RemoteError::UnknownTarget { .. }), "{err}");
         // It waited for the heartbeat allowance (2 intervals), not more.
-        assert!(t.elapsed() < HB * 2 + Duration::from_millis(300), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < HB * 2 + Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
         let err = a.watch(WatchTarget::name("a.b")).start().await.unwrap_err();
         assert!(matches!(err, RemoteError::InvalidName { .. }), "{err}");
         // The node watches itself by name.
@@ -277,7 +288,12 @@ mod with_nats {
         })
         .await;
         let sup = sys_s
-            .spawn(Supervisor::builder().max_restarts(10).over(Duration::from_secs(10)).build())
+            .spawn(
+                Supervisor::builder()
+                    .max_restarts(10)
+                    .over(Duration::from_secs(10))
+                    .build(),
+            )
             .await
             .unwrap();
         let spec: RemoteChildSpec<Counter> = s.remote_child("counter");
@@ -285,7 +301,10 @@ mod with_nats {
             .supervise_with(spec.clone(), RestartPolicy::Permanent)
             .await
             .unwrap();
-        let remote = spec.remote().with_retries(20).with_timeout(Duration::from_secs(1));
+        let remote = spec
+            .remote()
+            .with_retries(20)
+            .with_timeout(Duration::from_secs(1));
         let first = holder(&spec);
         assert!(first == "w1" || first == "w2", "{first}");
         assert_eq!(remote.ask(Who).await.unwrap().0, first);
@@ -299,13 +318,23 @@ mod with_nats {
             .wait_until(|p| p.restart_count() == 1 && p.state() == ServiceState::Running)
             .await;
         let second = holder(&spec);
-        assert_ne!(second, first, "moved to the other node ({} spawns, restarted {} times)", spec.spawns(), proxy.restart_count());
+        assert_ne!(
+            second,
+            first,
+            "moved to the other node ({} spawns, restarted {} times)",
+            spec.spawns(),
+            proxy.restart_count()
+        );
         assert_eq!(remote.ask(Add(1)).await.unwrap(), 1, "a fresh child");
         assert_eq!(spec.spawns(), 2);
 
         // Its node goes: the supervisor sees a crash and restarts it on the survivor.
         let t = Instant::now();
-        let (gone_sys, gone) = if second == "w1" { (&sys_w1, &w1) } else { (&sys_w2, &w2) };
+        let (gone_sys, gone) = if second == "w1" {
+            (&sys_w1, &w1)
+        } else {
+            (&sys_w2, &w2)
+        };
         let _ = gone;
         gone_sys.shutdown().await.unwrap();
         proxy
@@ -382,7 +411,10 @@ mod with_nats {
             .supervise_with(spec, RestartPolicy::Permanent)
             .await
             .unwrap_err();
-        assert!(err.to_string().contains("no node offers the factory"), "{err}");
+        assert!(
+            err.to_string().contains("no node offers the factory"),
+            "{err}"
+        );
         sys_s.shutdown().await.unwrap();
     }
 
@@ -411,13 +443,22 @@ mod with_nats {
         assert!(cluster.member("a").unwrap().this_node);
         // b's tree: its node with the export under it, and the counter.
         let labels: Vec<String> = mb.graph.nodes().iter().map(|n| n.label.clone()).collect();
-        assert!(labels.contains(&"Node(cluster-test)".to_string()), "{labels:?}");
+        assert!(
+            labels.contains(&"Node(cluster-test)".to_string()),
+            "{labels:?}"
+        );
         assert!(labels.contains(&"export svc".to_string()), "{labels:?}");
         assert!(labels.contains(&"Counter".to_string()), "{labels:?}");
         let export = mb.graph.find_by_label("export svc")[0];
-        assert_eq!(mb.graph.parent(export.id).unwrap().label, "Node(cluster-test)");
+        assert_eq!(
+            mb.graph.parent(export.id).unwrap().label,
+            "Node(cluster-test)"
+        );
         let dot = cluster.to_dot();
-        assert!(dot.contains(&format!("label=\"b ({})\\nup\"", &b.id().to_string()[..8])), "{dot}");
+        assert!(
+            dot.contains(&format!("label=\"b ({})\\nup\"", &b.id().to_string()[..8])),
+            "{dot}"
+        );
         assert_eq!(dot.matches("subgraph").count(), 3);
         // c leaves: it is listed as left, without a tree.
         sys_c.shutdown().await.unwrap();
@@ -429,7 +470,4 @@ mod with_nats {
         sys_a.shutdown().await.unwrap();
         sys_b.shutdown().await.unwrap();
     }
-
-    #[allow(dead_code)]
-    fn _types(_: Addr<RemoteWatch>) {}
 }

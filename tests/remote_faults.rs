@@ -43,9 +43,7 @@ mod with_nats {
     use tokio::time::Instant;
 
     use crate::remote_app::*;
-    use crate::remote_support::{
-        NatsCluster, NatsServer, Netns, example_binary, print_skip,
-    };
+    use crate::remote_support::{NatsCluster, NatsServer, Netns, example_binary, print_skip};
     use crate::server_or_skip;
 
     fn say(line: std::fmt::Arguments<'_>) {
@@ -153,7 +151,12 @@ mod with_nats {
     impl Service for Watcher {
         async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
             let up: Recipient<RemoteUp> = ctx.myself().recipient();
-            let watch = self.node.watch(self.target.clone()).on_up(up).start().await?;
+            let watch = self
+                .node
+                .watch(self.target.clone())
+                .on_up(up)
+                .start()
+                .await?;
             ctx.watch(&watch);
             Ok(())
         }
@@ -254,7 +257,10 @@ mod with_nats {
             .await
             .unwrap();
         // The routes carry the export's interest to every server.
-        let probe = caller.lookup::<Counter>("counter").unwrap().with_retries(50);
+        let probe = caller
+            .lookup::<Counter>("counter")
+            .unwrap()
+            .with_retries(50);
         probe.ask(Who).await.expect("the export is reached");
         let on = exporter.client().server_info().port;
         let victim = cluster
@@ -310,7 +316,10 @@ mod with_nats {
                 (n, failed, slowest)
             })
         };
-        wait_for("3,000 tells accepted", || accepted.load(Ordering::SeqCst) >= 3000).await;
+        wait_for("3,000 tells accepted", || {
+            accepted.load(Ordering::SeqCst) >= 3000
+        })
+        .await;
         let killed_at = Instant::now();
         cluster.servers[victim].kill();
         let results = tokio::time::timeout(Duration::from_secs(60), sender)
@@ -363,7 +372,7 @@ mod with_nats {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_killed_and_restarted_is_heard_down_then_up_and_its_child_restarts_on_the_survivor()
-    {
+     {
         let server = server_or_skip!();
         let url = server.url();
         let mut w1 = Member::spawn(&[], &url, "w1", "svc-w1", HB);
@@ -372,7 +381,12 @@ mod with_nats {
         wait_for("w1 heard", || s.is_up(&WatchTarget::name("svc-w1"))).await;
         // The child starts on w1, the only node offering the factory yet.
         let sup = sys
-            .spawn(Supervisor::builder().max_restarts(5).over(Duration::from_secs(30)).build())
+            .spawn(
+                Supervisor::builder()
+                    .max_restarts(5)
+                    .over(Duration::from_secs(30))
+                    .build(),
+            )
             .await
             .unwrap();
         let spec: RemoteChildSpec<Counter> = s.remote_child("counter");
@@ -405,7 +419,10 @@ mod with_nats {
         };
         assert!(node_down <= HB * 2 + SLACK, "node down after {node_down:?}");
         assert!(name_down <= HB * 2 + SLACK, "name down after {name_down:?}");
-        assert!(restarted < Duration::from_secs(2), "restarted after {restarted:?}");
+        assert!(
+            restarted < Duration::from_secs(2),
+            "restarted after {restarted:?}"
+        );
 
         // w1 again, under its name (a new process, a new node id): up.
         let restarted_at = Instant::now();
@@ -427,12 +444,16 @@ mod with_nats {
         let cluster = &dump[start..];
         for name in ["s", "w1", "w2"] {
             assert!(
-                cluster.iter().any(|l| l.starts_with(&format!("node {name} ")) && l.contains("state=up")),
+                cluster
+                    .iter()
+                    .any(|l| l.starts_with(&format!("node {name} ")) && l.contains("state=up")),
                 "{name} in {cluster:#?}"
             );
         }
         assert!(
-            cluster.iter().any(|l| l.trim_start().starts_with(&format!("{} state=running", spec.name()))),
+            cluster.iter().any(|l| l
+                .trim_start()
+                .starts_with(&format!("{} state=running", spec.name()))),
             "the remote child under w2: {cluster:#?}"
         );
         say(format_args!(
@@ -464,7 +485,10 @@ mod with_nats {
         let (sys, s) = local(&url, "s").await;
         wait_for("w1 heard", || s.is_up(&WatchTarget::name("svc-w1"))).await;
         let mut on_node = watcher(&sys, &s, WatchTarget::node("w1")).await;
-        let remote = s.lookup::<Counter>("svc-w1").unwrap().with_timeout(Duration::from_secs(1));
+        let remote = s
+            .lookup::<Counter>("svc-w1")
+            .unwrap()
+            .with_timeout(Duration::from_secs(1));
         assert_eq!(remote.ask(Who).await.unwrap().0, "w1");
 
         let cut_at = Instant::now();
@@ -474,13 +498,21 @@ mod with_nats {
         let t = Instant::now();
         let err = remote.ask(Who).await.unwrap_err();
         assert!(err.is_timeout() || err.is_no_responders(), "{err}");
-        assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            t.elapsed()
+        );
         let restored_at = Instant::now();
         netns.restore();
         assert!(matches!(next(&mut on_node).await, Heard::Up));
         let up = restored_at.elapsed();
         let r = remote.clone().with_retries(20);
-        assert_eq!(r.ask(Who).await.unwrap().0, "w1", "the same process, reconnected");
+        assert_eq!(
+            r.ask(Who).await.unwrap().0,
+            "w1",
+            "the same process, reconnected"
+        );
         assert!(down <= HB * 2 + SLACK, "down after {down:?}");
         say(format_args!(
             "connection cut (veth down in a network namespace, heartbeat {HB:?}): Down heard after {down:?}; \

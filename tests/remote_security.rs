@@ -28,9 +28,7 @@ mod with_nats {
 
     use futures::StreamExt;
     use modo::prelude::*;
-    use modo::remote::{
-        GetExportStats, Node, NodeOptions, RemoteError, WatchTarget, wire,
-    };
+    use modo::remote::{GetExportStats, Node, NodeOptions, RemoteError, WatchTarget, wire};
     use tokio::sync::mpsc;
 
     use crate::remote_app::*;
@@ -189,7 +187,9 @@ authorization {{
         let url = server.url();
         let (sys_a, a) = shop_node(&url, "a").await;
         let counter = sys_a.spawn(Counter::new("a")).await.unwrap();
-        let export = export_counter(&a, "counter", counter.clone()).await.unwrap();
+        let export = export_counter(&a, "counter", counter.clone())
+            .await
+            .unwrap();
         let (client, mut errors) = outsider(&url).await;
 
         // Reading: subscribing to the system's subjects is refused by the server, and nothing
@@ -211,9 +211,7 @@ authorization {{
         let request = async_nats::Request::new()
             .payload(ask_frame().into())
             .timeout(Some(Duration::from_secs(1)));
-        let res = client
-            .send_request("modo.shop.svc.counter", request)
-            .await;
+        let res = client.send_request("modo.shop.svc.counter", request).await;
         assert!(res.is_err(), "the outsider got an answer");
         violation(&mut errors, "modo.shop.svc.counter").await;
         client
@@ -223,8 +221,15 @@ authorization {{
         client.flush().await.unwrap();
         violation(&mut errors, "modo.shop.svc.counter").await;
         let stats = export.ask(GetExportStats).await.unwrap();
-        assert_eq!(stats.served, 1, "only the shop's own ask was served: {stats:?}");
-        assert_eq!(remote.ask(Add(0)).await.unwrap(), 1, "the total moved only once");
+        assert_eq!(
+            stats.served, 1,
+            "only the shop's own ask was served: {stats:?}"
+        );
+        assert_eq!(
+            remote.ask(Add(0)).await.unwrap(),
+            1,
+            "the total moved only once"
+        );
         sys_a.shutdown().await.unwrap();
     }
 
@@ -251,14 +256,15 @@ authorization {{
         .unwrap();
         sys_o.spawn(o.clone()).await.unwrap();
         // Its lookups are in its own system: nobody there exports "counter".
-        let err = o.lookup::<Counter>("counter").unwrap().ask(Add(1)).await.unwrap_err();
-        assert!(err.is_no_responders(), "{err}");
-        // It hears none of shop's nodes, in watches or in the cluster graph.
         let err = o
-            .watch(WatchTarget::node("a"))
-            .start()
+            .lookup::<Counter>("counter")
+            .unwrap()
+            .ask(Add(1))
             .await
             .unwrap_err();
+        assert!(err.is_no_responders(), "{err}");
+        // It hears none of shop's nodes, in watches or in the cluster graph.
+        let err = o.watch(WatchTarget::node("a")).start().await.unwrap_err();
         assert!(matches!(err, RemoteError::UnknownTarget { .. }), "{err}");
         let cluster = o.cluster_graph(Duration::from_millis(500)).await.unwrap();
         let names: Vec<&str> = cluster.members().iter().map(|m| m.name.as_str()).collect();
@@ -322,7 +328,11 @@ authorization {{
         let counter = system.spawn(Counter::new("t")).await.unwrap();
         export_counter(&node, "counter", counter).await.unwrap();
         assert_eq!(
-            node.lookup::<Counter>("counter").unwrap().ask(Add(3)).await.unwrap(),
+            node.lookup::<Counter>("counter")
+                .unwrap()
+                .ask(Add(3))
+                .await
+                .unwrap(),
             3
         );
         // The same from the environment's variables.
@@ -335,15 +345,25 @@ authorization {{
             vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
         })
         .unwrap();
-        let second = Node::connect(&url, from_env).await.expect("TLS from the variables");
+        let second = Node::connect(&url, from_env)
+            .await
+            .expect("TLS from the variables");
         assert_eq!(
-            second.lookup::<Counter>("counter").unwrap().ask(Add(1)).await.unwrap(),
+            second
+                .lookup::<Counter>("counter")
+                .unwrap()
+                .ask(Add(1))
+                .await
+                .unwrap(),
             4
         );
         // Without a client certificate the server refuses; without the CA the node refuses
         // the server's certificate; a CA file that is not there is a configuration error.
         for (what, options) in [
-            ("no client cert", NodeOptions::new("tls").tls_root_ca(&certs.ca)),
+            (
+                "no client cert",
+                NodeOptions::new("tls").tls_root_ca(&certs.ca),
+            ),
             (
                 "no CA",
                 NodeOptions::new("tls").tls_client_cert(&certs.client.0, &certs.client.1),
@@ -353,9 +373,12 @@ authorization {{
             let res = Node::connect(&url, options.connect_timeout(Duration::from_secs(3))).await;
             assert!(res.is_err(), "{what}: connected");
         }
-        let err = Node::connect(&url, NodeOptions::new("tls").tls_root_ca("/nonexistent/ca.pem"))
-            .await
-            .unwrap_err();
+        let err = Node::connect(
+            &url,
+            NodeOptions::new("tls").tls_root_ca("/nonexistent/ca.pem"),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, RemoteError::Config { .. }), "{err}");
         second.close().await.unwrap();
         system.shutdown().await.unwrap();

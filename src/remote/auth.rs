@@ -91,8 +91,16 @@ pub(crate) fn from_vars(
             found.push("MODO_NATS_USER");
             creds = Credentials::UserPassword { user, password };
         }
-        (Some(_), None) => return Err(config("MODO_NATS_USER is set without MODO_NATS_PASSWORD".into())),
-        (None, Some(_)) => return Err(config("MODO_NATS_PASSWORD is set without MODO_NATS_USER".into())),
+        (Some(_), None) => {
+            return Err(config(
+                "MODO_NATS_USER is set without MODO_NATS_PASSWORD".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(config(
+                "MODO_NATS_PASSWORD is set without MODO_NATS_USER".into(),
+            ));
+        }
         (None, None) => {}
     }
     if let Some(token) = get("MODO_NATS_TOKEN") {

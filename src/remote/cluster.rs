@@ -692,9 +692,16 @@ impl State {
             match (&e.armed, up) {
                 (Some(_), false) => {
                     let proxy = e.armed.take().expect("armed");
-                    let cause = e.cause.take().or(default).expect("a down target has a cause");
+                    let cause = e
+                        .cause
+                        .take()
+                        .or(default)
+                        .expect("a down target has a cause");
                     let stop = !e.child
-                        && matches!(cause, DownCause::Stopped { .. } | DownCause::NodeLeft { .. });
+                        && matches!(
+                            cause,
+                            DownCause::Stopped { .. } | DownCause::NodeLeft { .. }
+                        );
                     out.push(Action::Down {
                         proxy,
                         down: RemoteDown {

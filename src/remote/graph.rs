@@ -128,12 +128,13 @@ pub(crate) async fn gather(node: &Node, wait: Duration) -> Result<ClusterGraph, 
     node.check_open()?;
     let client = node.client();
     let inbox = client.new_inbox();
-    let mut replies = client
-        .subscribe(inbox.clone())
-        .await
-        .map_err(|e| RemoteError::Disconnected {
-            reason: e.to_string(),
-        })?;
+    let mut replies =
+        client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| RemoteError::Disconnected {
+                reason: e.to_string(),
+            })?;
     client
         .publish_with_reply(node.graph_subject(), inbox, bytes::Bytes::new())
         .await
@@ -244,7 +245,10 @@ mod tests {
         let back: GraphReply = cluster::decode(&cluster::encode(&reply), "graph").unwrap();
         let rebuilt = from_wire(back.services);
         assert_eq!(rebuilt.to_dot(), graph.to_dot());
-        assert_eq!(rebuilt.path(graph.children(app.id())[0].id), ["App", "Leaf"]);
+        assert_eq!(
+            rebuilt.path(graph.children(app.id())[0].id),
+            ["App", "Leaf"]
+        );
         system.shutdown().await.unwrap();
     }
 }

@@ -366,36 +366,36 @@ impl Node {
         )
         .await?
         .name(client_name)
-            .custom_inbox_prefix(inbox)
-            .connection_timeout(options.connect_timeout)
-            .request_timeout(Some(options.request_timeout))
-            .max_reconnects(None)
-            .reconnect_delay_callback(move |attempts| {
-                let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
-                Duration::from_millis(10u64 << exp).min(max_delay)
-            })
-            .event_callback(move |event| {
-                let events = events.clone();
-                let flags = flags.clone();
-                async move {
-                    let state = match event {
-                        async_nats::Event::Connected => ConnectionState::Connected,
-                        async_nats::Event::Disconnected => ConnectionState::Reconnecting,
-                        async_nats::Event::Closed => ConnectionState::Closed,
-                        async_nats::Event::ServerError(e) => {
-                            // A permissions violation, mostly: a subject this user may not
-                            // use. Said once per occurrence; nothing else to do.
-                            tracing::warn!(target: "modo", "NATS server error: {e}");
-                            return;
-                        }
-                        _ => return,
-                    };
-                    if let Some(addr) = service_of(&flags) {
-                        show_state(&addr, state);
+        .custom_inbox_prefix(inbox)
+        .connection_timeout(options.connect_timeout)
+        .request_timeout(Some(options.request_timeout))
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| {
+            let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
+            Duration::from_millis(10u64 << exp).min(max_delay)
+        })
+        .event_callback(move |event| {
+            let events = events.clone();
+            let flags = flags.clone();
+            async move {
+                let state = match event {
+                    async_nats::Event::Connected => ConnectionState::Connected,
+                    async_nats::Event::Disconnected => ConnectionState::Reconnecting,
+                    async_nats::Event::Closed => ConnectionState::Closed,
+                    async_nats::Event::ServerError(e) => {
+                        // A permissions violation, mostly: a subject this user may not
+                        // use. Said once per occurrence; nothing else to do.
+                        tracing::warn!(target: "modo", "NATS server error: {e}");
+                        return;
                     }
-                    events.send_replace(state);
+                    _ => return,
+                };
+                if let Some(addr) = service_of(&flags) {
+                    show_state(&addr, state);
                 }
-            });
+                events.send_replace(state);
+            }
+        });
         let client = tokio::time::timeout(
             options.connect_timeout + Duration::from_millis(500),
             connect.connect(servers),
@@ -887,7 +887,9 @@ impl Node {
         let client = self.client().clone();
         let prefix = &self.inner.prefix;
         let subscribe_error = |subject: &str, e: &dyn fmt::Display| {
-            Box::new(SubscribeError(format!("cannot subscribe to {subject}: {e}")))
+            Box::new(SubscribeError(format!(
+                "cannot subscribe to {subject}: {e}"
+            )))
         };
         let hb_subject = format!("{prefix}hb.*");
         let heartbeats = client
@@ -959,7 +961,11 @@ impl Node {
 
     /// The failure detector: reads heartbeats and probes, declares silent peers unreachable,
     /// runs the actions that need the node's service.
-    async fn membership(self, mut heartbeats: async_nats::Subscriber, mut probes: async_nats::Subscriber) {
+    async fn membership(
+        self,
+        mut heartbeats: async_nats::Subscriber,
+        mut probes: async_nats::Subscriber,
+    ) {
         let cluster = self.inner.cluster.clone();
         let deferred = self.inner.deferred.1.clone();
         let tick = cluster.interval / 4;
@@ -1007,7 +1013,11 @@ impl Node {
             .client()
             .queue_subscribe(subject.clone(), "factory".to_owned())
             .await
-            .map_err(|e| Box::new(SubscribeError(format!("cannot subscribe to {subject}: {e}"))))?;
+            .map_err(|e| {
+                Box::new(SubscribeError(format!(
+                    "cannot subscribe to {subject}: {e}"
+                )))
+            })?;
         let _ = self.client().flush().await;
         let node = self.clone();
         ctx.spawn_named(format!("factory {name}"), async move {
@@ -1026,7 +1036,10 @@ impl Node {
             Err(e) => CtlReply::Failed(e.to_string()),
         };
         if let Some(to) = msg.reply
-            && let Err(e) = self.client().publish(to, cluster::encode(&reply).into()).await
+            && let Err(e) = self
+                .client()
+                .publish(to, cluster::encode(&reply).into())
+                .await
         {
             tracing::debug!(target: "modo", "could not answer a control request: {e}");
         }

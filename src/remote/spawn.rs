@@ -93,7 +93,9 @@ impl<A: Service> Factory for Typed<A> {
             match export.start().await {
                 Ok(export) => Ok((addr.service_ref(), export.service_ref())),
                 Err(e) => {
-                    let _ = service.ask(super::node::RemoveChild(addr.service_ref())).await;
+                    let _ = service
+                        .ask(super::node::RemoveChild(addr.service_ref()))
+                        .await;
                     Err(e)
                 }
             }

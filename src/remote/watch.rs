@@ -213,7 +213,8 @@ impl Service for RemoteWatch {
                 cluster.rearm(id, Some(me))
             }
             None => {
-                let (id, actions) = cluster.add_entry(self.target.clone(), me, false, self.on_up.clone());
+                let (id, actions) =
+                    cluster.add_entry(self.target.clone(), me, false, self.on_up.clone());
                 self.entry = Some(id);
                 actions
             }

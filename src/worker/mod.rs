@@ -576,8 +576,13 @@ mod tests {
             "shop",
             vec![
                 Member::new("b".repeat(32), "web".into(), MemberState::Up, graph).this_node(true),
-                Member::new("a".repeat(32), "db".into(), MemberState::Unreachable, Graph::default())
-                    .answered(false),
+                Member::new(
+                    "a".repeat(32),
+                    "db".into(),
+                    MemberState::Unreachable,
+                    Graph::default(),
+                )
+                .answered(false),
             ],
         );
         let dump = render_cluster(&cluster);

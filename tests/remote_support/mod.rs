@@ -202,8 +202,11 @@ impl Drop for NatsServer {
 
 /// A fresh folder under the temp dir.
 pub fn temp_dir(what: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("modo-{what}-{}-{}", std::process::id(), uuid_like()));
+    let dir = std::env::temp_dir().join(format!(
+        "modo-{what}-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -259,7 +262,12 @@ impl NatsCluster {
     /// If they do not come up, or do not form routes within 10 s.
     pub fn start(n: usize) -> Option<NatsCluster> {
         let first = NatsServer::start_with(
-            &["--cluster_name".into(), "modo".into(), "--cluster".into(), "nats://127.0.0.1:-1".into()],
+            &[
+                "--cluster_name".into(),
+                "modo".into(),
+                "--cluster".into(),
+                "nats://127.0.0.1:-1".into(),
+            ],
             None,
         )?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -267,7 +275,10 @@ impl NatsCluster {
             if let Some(p) = first.cluster_port() {
                 break p;
             }
-            assert!(Instant::now() < deadline, "no cluster port for the first server");
+            assert!(
+                Instant::now() < deadline,
+                "no cluster port for the first server"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut servers = vec![first];
@@ -338,8 +349,28 @@ impl Certs {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=modo test CA"]].concat());
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=modo test CA",
+            ],
+        ]
+        .concat());
         for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
             let key = format!("{who}.key");
             let csr = format!("{who}.csr");
@@ -350,8 +381,36 @@ impl Certs {
                 format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
             )
             .expect("write the extensions");
-            run(&[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN=modo test {who}")]].concat());
-            run(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &pem, "-days", "2", "-extfile", &ext]);
+            run(&[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN=modo test {who}"),
+                ],
+            ]
+            .concat());
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
         }
         Some(Certs {
             ca: dir.join("ca.pem"),
@@ -385,9 +444,14 @@ pub fn example_binary(name: &'static str) -> PathBuf {
     // here and again in the next `cargo test`.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-            .iter()
-            .any(|p| key.starts_with(p))
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
             || key == "CARGO_PRIMARY_PACKAGE"
             || key == "CARGO_TARGET_TMPDIR"
         {
@@ -442,11 +506,34 @@ impl Netns {
         ip(&["link", "del", &ns.host_if]);
         ip(&["netns", "del", &ns.name]);
         let ok = ip(&["netns", "add", &ns.name])
-            && ip(&["link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns.inner_if])
+            && ip(&[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns.inner_if,
+            ])
             && ip(&["link", "set", &ns.inner_if, "netns", &ns.name])
-            && ip(&["addr", "add", &format!("{}/30", ns.host_addr), "dev", &ns.host_if])
+            && ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_addr),
+                "dev",
+                &ns.host_if,
+            ])
             && ip(&["link", "set", &ns.host_if, "up"])
-            && ip(&["-n", &ns.name, "addr", "add", &format!("169.254.{n}.2/30"), "dev", &ns.inner_if])
+            && ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("169.254.{n}.2/30"),
+                "dev",
+                &ns.inner_if,
+            ])
             && ip(&["-n", &ns.name, "link", "set", &ns.inner_if, "up"])
             && ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
         ok.then_some(ns)
@@ -454,17 +541,28 @@ impl Netns {
 
     /// Cuts the link (inside the namespace): its processes lose the network, none is killed.
     pub fn cut(&self) {
-        assert!(ip(&["-n", &self.name, "link", "set", &self.inner_if, "down"]), "cut");
+        assert!(
+            ip(&["-n", &self.name, "link", "set", &self.inner_if, "down"]),
+            "cut"
+        );
     }
 
     /// Restores the link.
     pub fn restore(&self) {
-        assert!(ip(&["-n", &self.name, "link", "set", &self.inner_if, "up"]), "restore");
+        assert!(
+            ip(&["-n", &self.name, "link", "set", &self.inner_if, "up"]),
+            "restore"
+        );
     }
 
     /// The command prefix that runs a program inside: `ip netns exec <name>`.
     pub fn exec_prefix(&self) -> Vec<String> {
-        vec!["ip".into(), "netns".into(), "exec".into(), self.name.clone()]
+        vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ]
     }
 }
 
