@@ -441,6 +441,9 @@ impl<A: Service> Service for RemoteChild<A> {
             "{} runs on node {holder_name}",
             self.spec.name
         ));
+        // Followed by the detector even before its first heartbeat reaches this node (a
+        // holder that dies right after its reply is then heard unreachable all the same).
+        cluster.note_alive(holder, &holder_name);
         let me = ctx.myself().service_ref();
         let (id, actions) = cluster.add_entry(
             Target::Pinned(holder, self.spec.name.clone()),
