@@ -23,47 +23,17 @@ mod remote_app;
 mod with_nats {
     use std::collections::HashSet;
     use std::io::{BufRead, BufReader};
-    use std::path::PathBuf;
     use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex, OnceLock};
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use futures::StreamExt;
     use modo::remote::{Node, NodeOptions, RemoteAddr, RemoteError};
 
     use crate::remote_app::*;
+    use crate::remote_support::example_binary;
     use crate::server_or_skip;
-
-    /// `<target>/<profile>/examples/<name>`, built once per test binary with the `nats`
-    /// feature (a no-op when fresh).
-    pub fn example_binary(name: &'static str) -> PathBuf {
-        static BUILT: OnceLock<Mutex<Vec<(&'static str, PathBuf)>>> = OnceLock::new();
-        let built = BUILT.get_or_init(Mutex::default);
-        let mut built = built.lock().unwrap();
-        if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
-            return path.clone();
-        }
-        let exe = std::env::current_exe().expect("the test's own path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("the test runs from <target>/<profile>/deps");
-        let binary = profile_dir.join("examples").join(name);
-        let mut build = Command::new(env!("CARGO"));
-        build.args(["build", "--features", "nats", "--example", name]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "cargo build --example {name} failed");
-        assert!(binary.exists(), "no example binary at {}", binary.display());
-        built.push((name, binary.clone()));
-        binary
-    }
 
     /// A node process: its READY line and the `Record`s it printed as handled.
     struct Replica {

@@ -325,15 +325,23 @@ impl Graph {
     /// # system.shutdown().await }
     /// ```
     pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph modo {\n    node [shape=box];\n");
+        self.dot_body(&mut out, "    ");
+        out.push_str("}\n");
+        out
+    }
+
+    /// The service lines and the edges of [`to_dot`](Self::to_dot), each line after `indent`
+    /// (a cluster's DOT nests them in a subgraph per node).
+    pub(crate) fn dot_body(&self, out: &mut String, indent: &str) {
         use std::fmt::Write as _;
 
-        let mut out = String::from("digraph modo {\n    node [shape=box];\n");
         for node in self.nodes() {
             let mut label = format!("{}\\n{}", dot_escape(&node.label), node.state);
             if node.restart_count > 0 {
                 let _ = write!(label, "\\nrestarts: {}", node.restart_count);
             }
-            let _ = write!(out, "    \"{}\" [label=\"{label}\"", node.id);
+            let _ = write!(out, "{indent}\"{}\" [label=\"{label}\"", node.id);
             if node.state == ServiceState::Crashed {
                 out.push_str(", color=red, style=filled, fillcolor=\"#ffd6d6\"");
             }
@@ -341,16 +349,14 @@ impl Graph {
         }
         for node in self.nodes() {
             for child in self.children(node.id) {
-                let _ = writeln!(out, "    \"{}\" -> \"{}\";", node.id, child.id);
+                let _ = writeln!(out, "{indent}\"{}\" -> \"{}\";", node.id, child.id);
             }
         }
-        out.push_str("}\n");
-        out
     }
 }
 
 /// Escapes a label for a double-quoted DOT string.
-fn dot_escape(s: &str) -> String {
+pub(crate) fn dot_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -15,6 +15,7 @@
 //! - A snapshot ([`Addr<Registry>::graph`]) is taken by the registry's own task between two
 //!   events: it is always a consistent graph (every parent and child it names is in it).
 
+mod cluster;
 mod graph;
 
 use std::collections::HashMap;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use uuid::Uuid;
 
+pub use cluster::{ClusterGraph, Member, MemberState};
 pub use graph::{CycleError, DependencyGraph, Graph, Node};
 
 use crate::actor::host::Event;

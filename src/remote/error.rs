@@ -134,6 +134,34 @@ pub enum RemoteError {
     /// The node's service is not running (spawn it in a `System` first), so it cannot export.
     #[error("the node's service is not running; spawn the Node in a System first")]
     NodeNotRunning,
+    /// The NATS server refused the node's credentials (wrong password, token or key, or a
+    /// user it does not know).
+    #[error("the NATS server at {url} refused the credentials: {reason}")]
+    Unauthorized {
+        /// The server's URL.
+        url: String,
+        /// The client's reason.
+        reason: String,
+    },
+    /// The node's options are inconsistent (environment variables, files, URLs).
+    #[error("bad node configuration: {what}")]
+    Config {
+        /// What is wrong.
+        what: String,
+    },
+    /// A watch's target was not heard up (no node of that name sends heartbeats, no node
+    /// serves that name).
+    #[error("{target} is not up in the cluster")]
+    UnknownTarget {
+        /// The target, as text.
+        target: String,
+    },
+    /// No node offers the factory a remote child needs.
+    #[error("no node offers the factory {factory:?}")]
+    NoFactory {
+        /// The factory's name.
+        factory: String,
+    },
     /// A local service error while exporting (the export's service did not start).
     #[error(transparent)]
     Local(#[from] crate::Error),

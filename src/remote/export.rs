@@ -156,6 +156,7 @@ impl<A: Service> Export<A> {
             max_in_flight: self.max_in_flight,
             stop: None,
             counters: Arc::default(),
+            listed: None,
         };
         match node_service.ask(AddExport(service)).await {
             Ok(res) => res.map_err(RemoteError::from),
@@ -232,6 +233,8 @@ pub struct ExportService<A: Service> {
     max_in_flight: usize,
     stop: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>,
     counters: Arc<Counters>,
+    /// Its key in the node's heartbeat, while listed there.
+    listed: Option<u64>,
 }
 
 impl<A: Service> fmt::Debug for ExportService<A> {
@@ -294,13 +297,46 @@ impl<A: Service> Service for ExportService<A> {
             format!("serve {}", self.name),
             server.run(sub, stop_rx, done_tx),
         );
+        // Listed in the node's heartbeats from now on: watchers on other nodes follow it.
+        let cluster_key = self
+            .node
+            .cluster()
+            .add_export(self.name.clone(), self.target.service_ref());
+        self.listed = Some(cluster_key);
         // An export of a service that stopped for good withdraws itself, so that replicas
-        // take its share, or callers hear "no responders".
+        // take its share, or callers hear "no responders". A crash is announced to the
+        // other nodes at once (their watches fire), also when a supervisor restarts it.
         let target = self.target.clone();
         let me = ctx.myself().clone();
+        let node = self.node.clone();
+        let name = self.name.clone();
         ctx.spawn_named("watch target", async move {
-            target.wait_until(|t| t.is_terminated()).await;
-            let _ = me.send_lifecycle(Lifecycle::Stop);
+            loop {
+                let run = target.restart_count();
+                target
+                    .wait_until(|t| t.is_crashed() || t.is_terminated() || t.restart_count() != run)
+                    .await;
+                let crashed = target.crash_reason().map(|r| r.to_string()).or_else(|| {
+                    // Restarted before this task saw it crashed: announced as a crash all the
+                    // same (a watcher would rather hear one too many than miss one).
+                    (!target.is_terminated() && target.restart_count() != run)
+                        .then(|| "crashed and was restarted".to_owned())
+                });
+                if crashed.is_some() || target.is_terminated() {
+                    node.cluster().announce_down(super::cluster::DownNotice {
+                        name: name.to_string(),
+                        crashed,
+                    });
+                }
+                if target.is_terminated() {
+                    let _ = me.send_lifecycle(Lifecycle::Stop);
+                    break;
+                }
+                // Wait for the restart (or the end) before looking again.
+                target
+                    .wait_until(|t| !t.is_crashed() || t.is_terminated())
+                    .await;
+            }
         });
         ctx.log().info(format_args!(
             "serving {} on {} (queue group {})",
@@ -312,6 +348,16 @@ impl<A: Service> Service for ExportService<A> {
     }
 
     async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        // Withdrawn: the other nodes hear it at once.
+        if let Some(key) = self.listed.take() {
+            self.node.cluster().remove_export(
+                key,
+                Some(super::cluster::DownNotice {
+                    name: self.name.to_string(),
+                    crashed: None,
+                }),
+            );
+        }
         // Unsubscribe, answer what was taken, then let the tasks be cancelled.
         if let Some((stop, done)) = self.stop.take() {
             let _ = stop.send(());

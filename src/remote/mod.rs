@@ -68,30 +68,80 @@
 //!   Each export counts what it served, refused, answered as a copy and dropped
 //!   ([`ExportStats`], asked with [`GetExportStats`]).
 //!
+//! # A cluster: failure detection, watches, remote supervision
+//! Every running node service publishes a heartbeat (its id, its name, its exports and how
+//! each exported service is doing, its factories) every
+//! [`heartbeat_interval`](NodeOptions::heartbeat_interval), and reads everyone's. A node
+//! silent for [`heartbeat_misses`](NodeOptions::heartbeat_misses) of its intervals (default
+//! 2) is unreachable; its first heartbeat after makes it up again. A crash or stop of an
+//! exported service, a withdrawn export and a node leaving are published at once, in the
+//! heartbeat itself (so they keep their order with it).
+//!
+//! - [`Node::watch`] makes a [`RemoteWatch`]: a local service standing for a remote node or
+//!   exported name, which crashes with a [`RemoteDown`] (the node is unreachable, the service
+//!   crashed) or stops (the service stopped, the node left) when its target goes down. Any
+//!   local service [watches](crate::Context::watch) it and hears the kernel's
+//!   [`Down`](crate::Down) in its [`on_down`](crate::Service::on_down), as for a local
+//!   service. With [`WatchBuilder::on_up`], it hears a [`RemoteUp`] when the target is back.
+//! - [`Node::factory`] registers a factory by name; [`Node::remote_child`] gives a
+//!   [`RemoteChildSpec`] that any [`Supervisor`](crate::Supervisor) holds as a
+//!   [`RemoteChild`]: a local proxy whose start spawns the child on a node offering the
+//!   factory, which crashes when the child crashes or its node is lost (so the supervisor's
+//!   strategy, intensity and escalation apply unchanged), and whose restart spawns again, on
+//!   another node if that one is gone.
+//! - [`Node::cluster_graph`] gathers every node's service tree
+//!   ([`ClusterGraph`](crate::registry::ClusterGraph)); the Worker's SIGUSR1 dump shows it
+//!   when a node runs in its tree.
+//!
+//! # Security
+//! [`NodeOptions`] takes a user and password, a token, an nkey seed or a `.creds` file, and
+//! TLS (a CA, a client certificate), from the builder or from the environment
+//! ([`NodeOptions::from_env`]). Every subject of a system, replies included, is under
+//! `modo.<system>.`, so a NATS user whose permissions are `publish` and `subscribe` on
+//! `modo.<system>.>` can run its nodes, and nothing else can send to or read them. A server
+//! refusing the credentials is [`RemoteError::Unauthorized`].
+//!
 //! # Subjects
 //! Everything of a system lives under `modo.<system>.`:
 //! - `modo.<system>.svc.<name>`: requests to an export, served in the queue group `<name>`;
 //! - `modo.<system>.inbox.<token>...`: replies (the node's inbox prefix, so a NATS user's
 //!   permissions can be scoped to its system: `modo.<system>.>`);
-//! - reserved for the next steps: `modo.<system>.node.<node-id>.>` (one node: control,
-//!   pinned exports), `modo.<system>.hb.<node-id>` (heartbeats), `modo.<system>.graph`.
+//! - `modo.<system>.hb.<node-id>`: heartbeats, with the down notices of exported services;
+//!   `modo.<system>.probe`: a new node asks everyone for a heartbeat at once;
+//! - `modo.<system>.node.<node-id>.ctl`: spawn and stop requests to one node;
+//!   `modo.<system>.factory.<name>`: spawn requests to any node offering a factory (queue
+//!   group `factory`);
+//! - `modo.<system>.graph`: the cluster graph, gathered by scatter-gather.
 //!
 //! # Wire format
 //! See [`wire`]: a version byte, then a head and the body in
 //! [postcard](https://docs.rs/postcard) (compact, specified, serde-based).
 
 mod addr;
+mod auth;
+mod cluster;
 mod error;
 mod export;
+mod graph;
 mod node;
+mod spawn;
+mod watch;
 pub mod wire;
 
 pub use addr::RemoteAddr;
+pub use auth::{Credentials, ENV_VARS, Tls};
 pub use error::{RemoteError, RemoteSendError};
 pub use export::{
     DEFAULT_DEDUP_WINDOW, DEFAULT_MAX_IN_FLIGHT, Export, ExportService, ExportStats, GetExportStats,
 };
-pub use node::{ConnectionState, Node, NodeOptions};
+pub(crate) use node::cluster_graphs_in;
+pub use node::{
+    ConnectionState, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES, Node, NodeOptions,
+};
+pub use spawn::{FactoryBuilder, GetHolder, RemoteChild, RemoteChildSpec};
+pub use watch::{
+    DownCause, GetWatchTarget, RemoteDown, RemoteUp, RemoteWatch, WatchBuilder, WatchTarget,
+};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

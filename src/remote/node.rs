@@ -7,12 +7,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use futures::StreamExt;
 use tokio::sync::watch;
 
+use super::auth::{self, Credentials, Tls};
+use super::cluster::{self, Action, Cluster, Heartbeat, Target};
 use super::export::{AddExport, Export, ExportService};
+use super::spawn::{Ctl, CtlReply, Factory, FactoryBuilder, RemoteChildSpec};
+use super::watch::{RemoteUp, RemoteWatch, WatchBuilder, WatchTarget, end_proxy};
 use super::wire::{MessageId, NodeId};
 use super::{RemoteAddr, RemoteError, check_name};
-use crate::{Addr, Context, Error, Handler, HookResult, Service, WeakAddr};
+use crate::registry::ClusterGraph;
+use crate::{
+    Addr, ChildAction, Context, CrashReason, Error, Handler, HookResult, Service, ServiceRef,
+    ServiceSpec, WeakAddr,
+};
+
+/// The default heartbeat interval.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The default number of heartbeat intervals a node may miss before it is unreachable.
+pub const DEFAULT_HEARTBEAT_MISSES: u32 = 2;
 
 /// How a [`Node`] connects.
 #[derive(Debug, Clone)]
@@ -23,6 +40,11 @@ pub struct NodeOptions {
     connect_timeout: Duration,
     inbox_prefix: Option<String>,
     reconnect_delay_max: Duration,
+    node_name: Option<String>,
+    heartbeat_interval: Duration,
+    heartbeat_misses: u32,
+    credentials: Credentials,
+    tls: Tls,
 }
 
 impl NodeOptions {
@@ -36,7 +58,127 @@ impl NodeOptions {
             connect_timeout: Duration::from_secs(5),
             inbox_prefix: None,
             reconnect_delay_max: Duration::from_secs(2),
+            node_name: None,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            heartbeat_misses: DEFAULT_HEARTBEAT_MISSES,
+            credentials: Credentials::None,
+            tls: Tls::default(),
         }
+    }
+
+    /// Options for a node of `system`, with credentials and TLS from the environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `MODO_NATS_USER`, `MODO_NATS_PASSWORD` | a user and password (both, or neither) |
+    /// | `MODO_NATS_TOKEN` | a token |
+    /// | `MODO_NATS_NKEY` | an nkey seed (`SU...`) |
+    /// | `MODO_NATS_CREDS` | the path of a `.creds` file |
+    /// | `MODO_NATS_TLS_CA` | the PEM file of the CA that signed the server's certificate |
+    /// | `MODO_NATS_TLS_CERT`, `MODO_NATS_TLS_KEY` | a client certificate and its key (both, or neither) |
+    /// | `MODO_NATS_TLS_REQUIRED` | `1`/`true`/`yes`: refuse a server without TLS |
+    ///
+    /// At most one way to authenticate may be set; an empty variable counts as unset.
+    ///
+    /// # Errors
+    /// [`RemoteError::Config`] naming what is inconsistent.
+    pub fn from_env(system: impl Into<String>) -> Result<Self, RemoteError> {
+        Self::from_vars(system, |k| std::env::var(k).ok())
+    }
+
+    /// [`from_env`](Self::from_env), reading the variables from `get` instead (a map in a
+    /// test, a configuration file's section).
+    ///
+    /// # Errors
+    /// As [`from_env`](Self::from_env).
+    pub fn from_vars(
+        system: impl Into<String>,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, RemoteError> {
+        let (credentials, tls) = auth::from_vars(get)?;
+        let mut options = NodeOptions::new(system);
+        options.credentials = credentials;
+        options.tls = tls;
+        Ok(options)
+    }
+
+    /// The node's name in the cluster: what watches on a node
+    /// ([`WatchTarget::Node`]) and the cluster graph name it by. A node restarted under the
+    /// same name is the same watch target. Default: the node's random id.
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// How often the node publishes its heartbeat (default 1 s). Other nodes declare it
+    /// unreachable after [`heartbeat_misses`](Self::heartbeat_misses) intervals without one.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How many heartbeat intervals of silence make a peer unreachable (default 2, at least
+    /// 1): a watch hears a lost node within `misses` of its intervals after its last
+    /// heartbeat.
+    pub fn heartbeat_misses(mut self, misses: u32) -> Self {
+        self.heartbeat_misses = misses.max(1);
+        self
+    }
+
+    /// Authenticates with a user and password.
+    pub fn user_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Credentials::UserPassword {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    /// Authenticates with a token.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Credentials::Token(token.into());
+        self
+    }
+
+    /// Authenticates with an nkey seed (`SU...`).
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.credentials = Credentials::NKey(seed.into());
+        self
+    }
+
+    /// Authenticates with a `.creds` file (user JWT and seed).
+    pub fn credentials_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.credentials = Credentials::CredsFile(path.into());
+        self
+    }
+
+    /// Any [`Credentials`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Checks the server's certificate against this CA (PEM); turns TLS on.
+    pub fn tls_root_ca(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.root_ca = Some(path.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM), for servers that verify clients;
+    /// turns TLS on.
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// Refuses a server that does not offer TLS.
+    pub fn require_tls(mut self, yes: bool) -> Self {
+        self.tls.required = yes;
+        self
     }
 
     /// The connection's name, as the NATS server shows it. Default: `modo-<system>`.
@@ -144,6 +286,13 @@ struct Inner {
     /// raises the state's flag on it before it publishes the state.
     service: Arc<Mutex<Option<WeakAddr<Node>>>>,
     request_timeout: Duration,
+    /// The membership: peers, watches, what the heartbeat says.
+    cluster: Arc<Cluster>,
+    /// The factories this node spawns children from, by name.
+    factories: Mutex<HashMap<String, Arc<dyn Factory>>>,
+    /// Actions that need the node's service (re-arming a watch, stopping an orphan): run by
+    /// its membership task.
+    deferred: (flume::Sender<Action>, flume::Receiver<Action>),
 }
 
 fn service_of(slot: &Mutex<Option<WeakAddr<Node>>>) -> Option<Addr<Node>> {
@@ -155,6 +304,7 @@ impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")
             .field("system", &self.inner.system)
+            .field("name", &self.inner.cluster.name)
             .field("id", &self.inner.id)
             .field("state", &self.state())
             .finish()
@@ -162,15 +312,37 @@ impl fmt::Debug for Node {
 }
 
 impl Node {
-    /// Connects to the NATS server at `url` (for example `nats://127.0.0.1:4222`) as a new
-    /// node of `options`' system. Returns once connected; the connection then reconnects by
-    /// itself whenever it breaks.
+    /// Connects to the NATS server at `url` (for example `nats://127.0.0.1:4222`; several
+    /// servers of one cluster separated by commas: `nats://127.0.0.1:4222,nats://127.0.0.1:4223`)
+    /// as a new node of `options`' system. Returns once connected; the connection then
+    /// reconnects by itself whenever it breaks, to any of the servers.
     ///
     /// # Errors
-    /// [`RemoteError::InvalidName`] for a system name that cannot be a subject token;
+    /// [`RemoteError::InvalidName`] for a system or node name that cannot be a subject token;
+    /// [`RemoteError::Config`] for a bad URL or unreadable credential or TLS files;
+    /// [`RemoteError::Unauthorized`] if the server refused the credentials;
     /// [`RemoteError::Connect`] if the server cannot be reached within the connect timeout.
     pub async fn connect(url: &str, options: NodeOptions) -> Result<Node, RemoteError> {
         check_name(&options.system)?;
+        if let Some(name) = &options.node_name {
+            check_name(name)?;
+        }
+        let servers = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| RemoteError::Config {
+                        what: format!("bad server URL {u:?}: {e}"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(RemoteError::Config {
+                what: "no server URL".into(),
+            });
+        }
         let system: Arc<str> = Arc::from(options.system.as_str());
         let id = NodeId::random();
         let (state_tx, state) = watch::channel(ConnectionState::Reconnecting);
@@ -187,49 +359,71 @@ impl Node {
             .client_name
             .clone()
             .unwrap_or_else(|| format!("modo-{system}"));
-        let connect = async_nats::ConnectOptions::new()
-            .name(client_name)
-            .custom_inbox_prefix(inbox)
-            .connection_timeout(options.connect_timeout)
-            .request_timeout(Some(options.request_timeout))
-            .max_reconnects(None)
-            .reconnect_delay_callback(move |attempts| {
-                let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
-                Duration::from_millis(10u64 << exp).min(max_delay)
-            })
-            .event_callback(move |event| {
-                let events = events.clone();
-                let flags = flags.clone();
-                async move {
-                    let state = match event {
-                        async_nats::Event::Connected => ConnectionState::Connected,
-                        async_nats::Event::Disconnected => ConnectionState::Reconnecting,
-                        async_nats::Event::Closed => ConnectionState::Closed,
-                        _ => return,
-                    };
-                    if let Some(addr) = service_of(&flags) {
-                        show_state(&addr, state);
+        let connect = auth::apply(
+            async_nats::ConnectOptions::new(),
+            &options.credentials,
+            &options.tls,
+        )
+        .await?
+        .name(client_name)
+        .custom_inbox_prefix(inbox)
+        .connection_timeout(options.connect_timeout)
+        .request_timeout(Some(options.request_timeout))
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempts| {
+            let exp = u32::try_from(attempts.min(16)).unwrap_or(16);
+            Duration::from_millis(10u64 << exp).min(max_delay)
+        })
+        .event_callback(move |event| {
+            let events = events.clone();
+            let flags = flags.clone();
+            async move {
+                let state = match event {
+                    async_nats::Event::Connected => ConnectionState::Connected,
+                    async_nats::Event::Disconnected => ConnectionState::Reconnecting,
+                    async_nats::Event::Closed => ConnectionState::Closed,
+                    async_nats::Event::ServerError(e) => {
+                        // A permissions violation, mostly: a subject this user may not
+                        // use. Said once per occurrence; nothing else to do.
+                        tracing::warn!(target: "modo", "NATS server error: {e}");
+                        return;
                     }
-                    events.send_replace(state);
+                    _ => return,
+                };
+                if let Some(addr) = service_of(&flags) {
+                    show_state(&addr, state);
                 }
-            });
+                events.send_replace(state);
+            }
+        });
         let client = tokio::time::timeout(
             options.connect_timeout + Duration::from_millis(500),
-            connect.connect(url),
+            connect.connect(servers),
         )
         .await
         .map_err(|_| RemoteError::Connect {
             url: url.to_owned(),
             reason: format!("no connection within {:?}", options.connect_timeout),
         })?
-        .map_err(|e| RemoteError::Connect {
-            url: url.to_owned(),
-            reason: e.to_string(),
+        .map_err(|e| match e.kind() {
+            async_nats::ConnectErrorKind::AuthorizationViolation
+            | async_nats::ConnectErrorKind::Authentication => RemoteError::Unauthorized {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            },
+            async_nats::ConnectErrorKind::Tls => RemoteError::Connect {
+                url: url.to_owned(),
+                reason: format!("TLS: {e}"),
+            },
+            _ => RemoteError::Connect {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            },
         })?;
         if client.connection_state() == async_nats::connection::State::Connected {
             state_tx.send_replace(ConnectionState::Connected);
         }
-        Ok(Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 client,
                 prefix: format!("modo.{system}."),
@@ -242,8 +436,206 @@ impl Node {
                 state_tx,
                 service,
                 request_timeout: options.request_timeout,
+                cluster: Arc::new(Cluster::new(
+                    id,
+                    Arc::from(options.node_name.clone().unwrap_or_else(|| id.to_string())),
+                    options.heartbeat_interval,
+                    options.heartbeat_misses,
+                )),
+                factories: Mutex::default(),
+                deferred: flume::unbounded(),
             }),
-        })
+        };
+        let mut live = live_nodes();
+        live.retain(|n| n.strong_count() > 0);
+        live.push(Arc::downgrade(&node.inner));
+        Ok(node)
+    }
+
+    /// This node's name ([`NodeOptions::node_name`]; its id by default).
+    pub fn node_name(&self) -> &str {
+        &self.inner.cluster.name
+    }
+
+    /// Starts building a watch on a remote node or exported name: returns a
+    /// [`RemoteWatch`], a local service that ends when the target goes down, for any local
+    /// service to [watch](crate::Context::watch).
+    ///
+    /// ```no_run
+    /// # use modo::prelude::*;
+    /// # use modo::remote::{Node, RemoteDown, WatchTarget};
+    /// struct Monitor { node: Node }
+    /// impl Service for Monitor {
+    ///     async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+    ///         let watch = self.node.watch(WatchTarget::name("billing")).start().await?;
+    ///         ctx.watch(&watch);
+    ///         Ok(())
+    ///     }
+    ///     async fn on_down(&mut self, down: modo::Down, ctx: &mut Context<Self>) -> HookResult {
+    ///         match RemoteDown::of(&down) {
+    ///             Some(remote) => ctx.log().warn(format_args!("{remote}")),
+    ///             None => ctx.log().info(format_args!("{down}")),
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn watch(&self, target: WatchTarget) -> WatchBuilder {
+        WatchBuilder::new(self.clone(), target)
+    }
+
+    /// Starts registering a factory: `make` builds a fresh child each time another node asks
+    /// this one to spawn one (see [`RemoteChild`](super::RemoteChild)).
+    pub fn factory<A: Service>(
+        &self,
+        name: impl Into<String>,
+        make: impl Fn() -> A + Send + Sync + 'static,
+    ) -> FactoryBuilder<A> {
+        FactoryBuilder::new(self.clone(), name.into(), Arc::new(make))
+    }
+
+    /// A child to run on another node, from the factory registered there as `factory`: give
+    /// the spec to a [`Supervisor`](crate::Supervisor). See [`RemoteChildSpec`].
+    pub fn remote_child<A: Service>(&self, factory: &str) -> RemoteChildSpec<A> {
+        RemoteChildSpec::new(self.clone(), factory, self.inner.request_timeout)
+    }
+
+    /// Gathers the service tree of every node of the system: one request on
+    /// `modo.<system>.graph`, the answers collected until every node heard up answered or
+    /// `wait` passed. Nodes heard but silent are listed with their state and no tree.
+    ///
+    /// # Errors
+    /// [`RemoteError::Disconnected`] if the request could not be sent.
+    ///
+    /// # Cancel safety
+    /// Cancel safe (the answers are dropped).
+    pub async fn cluster_graph(&self, wait: Duration) -> Result<ClusterGraph, RemoteError> {
+        super::graph::gather(self, wait).await
+    }
+
+    pub(crate) fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
+    }
+
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.inner.request_timeout
+    }
+
+    pub(crate) fn ctl_subject(&self, id: NodeId) -> String {
+        format!("{}node.{id}.ctl", self.inner.prefix)
+    }
+
+    pub(crate) fn factory_subject(&self, name: &str) -> String {
+        format!("{}factory.{name}", self.inner.prefix)
+    }
+
+    pub(crate) fn graph_subject(&self) -> String {
+        format!("{}graph", self.inner.prefix)
+    }
+
+    fn heartbeat_subject(&self) -> String {
+        format!("{}hb.{}", self.inner.prefix, self.inner.id)
+    }
+
+    /// Registers a factory; `true` if the name is new.
+    pub(crate) fn add_factory(&self, name: &str, factory: Arc<dyn Factory>) -> bool {
+        let mut factories = self
+            .inner
+            .factories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        factories.insert(name.to_owned(), factory).is_none()
+    }
+
+    pub(crate) fn factory_named(&self, name: &str) -> Option<Arc<dyn Factory>> {
+        let factories = self
+            .inner
+            .factories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        factories.get(name).cloned()
+    }
+
+    /// Stops a child of the node's service (a spawned child) and waits for it.
+    pub(crate) async fn stop_child(&self, child: ServiceRef) {
+        match self.service() {
+            Some(service) => {
+                let _ = service.ask(RemoveChild(child)).await;
+            }
+            None => {
+                let _ = child.stop().await;
+            }
+        }
+    }
+
+    /// Withdraws a spawned child's export (it answers what it took), then stops the child.
+    pub(crate) async fn stop_spawned(&self, spawned: cluster::Spawned) {
+        let _ = spawned.export.stop().await;
+        self.stop_child(spawned.child).await;
+    }
+
+    /// Runs what the membership asked: proxies end now; the rest goes to the membership task.
+    pub(crate) fn run_actions(&self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Down { proxy, down, stop } => end_proxy(&proxy, down, stop),
+                other => {
+                    let _ = self.inner.deferred.0.send(other);
+                }
+            }
+        }
+    }
+
+    /// Runs an action that needs the node's service.
+    async fn run_deferred(&self, action: Action) {
+        match action {
+            Action::Down { proxy, down, stop } => end_proxy(&proxy, down, stop),
+            Action::StopOrphan { spawned, name } => {
+                tracing::warn!(target: "modo", "stopping {name}: the node it was spawned for is gone");
+                self.stop_spawned(spawned).await;
+            }
+            Action::Up {
+                entry,
+                target,
+                node,
+                to,
+            } => {
+                let public = target.public();
+                let watch = RemoteWatch::rearmed(self.clone(), target, Some(to.clone()), entry);
+                let made = match self.service() {
+                    Some(service) => service.ask(AddWatch(watch)).await.ok().and_then(Result::ok),
+                    None => None,
+                };
+                let Some(watch) = made else {
+                    let actions = self.cluster().rearm(entry, None);
+                    self.run_actions(actions);
+                    return;
+                };
+                let up = RemoteUp {
+                    target: public,
+                    node: (node.0, node.1.to_string()),
+                    watch: watch.clone(),
+                };
+                if to.tell(up).await.is_err() {
+                    // The watcher is gone: so is the lookout.
+                    let me = watch.service_ref();
+                    self.cluster().remove_entry(entry, &me);
+                    let _ = watch.stop().await;
+                }
+            }
+        }
+    }
+
+    /// Publishes a heartbeat now.
+    async fn publish_heartbeat(&self, leaving: bool) {
+        let hb: Heartbeat = self.cluster().heartbeat(leaving);
+        if let Err(e) = self
+            .client()
+            .publish(self.heartbeat_subject(), cluster::encode(&hb).into())
+            .await
+        {
+            tracing::debug!(target: "modo", "could not publish a heartbeat: {e}");
+        }
     }
 
     /// This node's id (random, new for every [`connect`](Self::connect)).
@@ -312,6 +704,9 @@ impl Node {
         if let Some(service) = self.service() {
             let _ = service.ask(StopExports).await;
         }
+        // Then the others hear this node leave, at once.
+        self.cluster().leaving.store(true, Ordering::Release);
+        self.publish_heartbeat(true).await;
         let res = self
             .inner
             .client
@@ -406,6 +801,8 @@ impl Service for Node {
             "node {id} of system {system}: {}",
             *state.borrow()
         ));
+        self.cluster().leaving.store(false, Ordering::Release);
+        self.start_membership(ctx).await?;
         ctx.spawn_named("nats-connection", async move {
             // The callback raised the flag already; this task logs the change.
             while state.changed().await.is_ok() {
@@ -424,6 +821,35 @@ impl Service for Node {
             }
         });
         Ok(())
+    }
+
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        // The others hear this node leave at once, not after its heartbeats stop.
+        self.cluster().leaving.store(true, Ordering::Release);
+        if self.check_open().is_ok() {
+            self.publish_heartbeat(true).await;
+        }
+        Ok(())
+    }
+
+    async fn on_child_crashed(
+        &mut self,
+        child: &ServiceRef,
+        reason: &CrashReason,
+        ctx: &mut Context<Self>,
+    ) -> ChildAction {
+        // A child spawned for another node: its owner's supervisor decides (it heard of the
+        // crash through the export's down notice). A watch proxy: it crashed on purpose.
+        if self.cluster().is_spawned(child) {
+            self.cluster().forget_spawned(child);
+            ctx.log()
+                .warn(format_args!("{} crashed: {reason}", child.label()));
+            return ChildAction::Remove;
+        }
+        if child.downcast::<RemoteWatch>().is_some() {
+            return ChildAction::Remove;
+        }
+        ChildAction::Escalate
     }
 
     async fn on_shutdown(&mut self, _ctx: &mut Context<Self>) -> HookResult {
@@ -452,4 +878,267 @@ impl Handler<StopExports> for Node {
             let _ = ctx.remove_dependency(&child).await;
         }
     }
+}
+
+impl Node {
+    /// Starts the membership: heartbeats out, heartbeats in (the failure detector), control
+    /// and factory requests, graph requests.
+    async fn start_membership(&self, ctx: &mut Context<Self>) -> HookResult {
+        let client = self.client().clone();
+        let prefix = &self.inner.prefix;
+        let subscribe_error = |subject: &str, e: &dyn fmt::Display| {
+            Box::new(SubscribeError(format!(
+                "cannot subscribe to {subject}: {e}"
+            )))
+        };
+        let hb_subject = format!("{prefix}hb.*");
+        let heartbeats = client
+            .subscribe(hb_subject.clone())
+            .await
+            .map_err(|e| subscribe_error(&hb_subject, &e))?;
+        let probe_subject = format!("{prefix}probe");
+        let probes = client
+            .subscribe(probe_subject.clone())
+            .await
+            .map_err(|e| subscribe_error(&probe_subject, &e))?;
+        let ctl_subject = self.ctl_subject(self.id());
+        let control = client
+            .subscribe(ctl_subject.clone())
+            .await
+            .map_err(|e| subscribe_error(&ctl_subject, &e))?;
+        let graph_subject = self.graph_subject();
+        let graphs = client
+            .subscribe(graph_subject.clone())
+            .await
+            .map_err(|e| subscribe_error(&graph_subject, &e))?;
+        let names: Vec<String> = {
+            let factories = self
+                .inner
+                .factories
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            factories.keys().cloned().collect()
+        };
+        for name in names {
+            self.serve_factory(ctx, &name).await?;
+        }
+        let _ = client.flush().await;
+
+        let node = self.clone();
+        ctx.spawn_named("heartbeat", async move {
+            let interval = node.cluster().interval;
+            // First a probe: every node answers with its heartbeat at once, so this one knows
+            // the cluster within a round trip.
+            node.publish_heartbeat(false).await;
+            let _ = node
+                .client()
+                .publish(format!("{}probe", node.inner.prefix), bytes::Bytes::new())
+                .await;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = node.cluster().kick.notified() => {}
+                }
+                node.publish_heartbeat(false).await;
+                if node.check_open().is_err() {
+                    break;
+                }
+            }
+        });
+        let node = self.clone();
+        ctx.spawn_named("membership", node.membership(heartbeats, probes));
+        let node = self.clone();
+        ctx.spawn_named("control", async move {
+            let mut control = control;
+            while let Some(msg) = control.next().await {
+                node.answer_ctl(msg).await;
+            }
+        });
+        let system = ctx.system();
+        ctx.spawn_named("graph", super::graph::serve(self.clone(), system, graphs));
+        Ok(())
+    }
+
+    /// The failure detector: reads heartbeats and probes, declares silent peers unreachable,
+    /// runs the actions that need the node's service.
+    async fn membership(
+        self,
+        mut heartbeats: async_nats::Subscriber,
+        mut probes: async_nats::Subscriber,
+    ) {
+        let cluster = self.inner.cluster.clone();
+        let deferred = self.inner.deferred.1.clone();
+        let tick = cluster.interval / 4;
+        let mut next = tokio::time::Instant::now() + tick;
+        loop {
+            tokio::select! {
+                msg = heartbeats.next() => {
+                    let Some(msg) = msg else { break };
+                    match cluster::decode::<Heartbeat>(&msg.payload, "heartbeat") {
+                        Ok(hb) => {
+                            let actions = cluster.on_heartbeat(hb, tokio::time::Instant::now());
+                            self.run_actions(actions);
+                        }
+                        Err(e) => tracing::debug!(target: "modo", "a heartbeat on {} did not decode: {e}", msg.subject),
+                    }
+                }
+                msg = probes.next() => {
+                    if msg.is_none() { break }
+                    cluster.kick.notify_one();
+                }
+                () = tokio::time::sleep_until(next) => {
+                    let now = tokio::time::Instant::now();
+                    let (actions, deadline) = cluster.check(now);
+                    self.run_actions(actions);
+                    // The next deadline, but at least every quarter interval (a peer noted
+                    // alive by a request has none yet).
+                    next = deadline.map_or(now + tick, |d| d.min(now + tick));
+                }
+                () = cluster.recheck.notified() => {
+                    next = tokio::time::Instant::now();
+                }
+                action = deferred.recv_async() => {
+                    let Ok(action) = action else { break };
+                    self.run_deferred(action).await;
+                }
+            }
+        }
+    }
+
+    /// Subscribes to a factory's subject (in the queue group of the nodes offering it) and
+    /// serves its spawn requests.
+    async fn serve_factory(&self, ctx: &mut Context<Self>, name: &str) -> HookResult {
+        let subject = self.factory_subject(name);
+        let sub = self
+            .client()
+            .queue_subscribe(subject.clone(), "factory".to_owned())
+            .await
+            .map_err(|e| {
+                Box::new(SubscribeError(format!(
+                    "cannot subscribe to {subject}: {e}"
+                )))
+            })?;
+        let _ = self.client().flush().await;
+        let node = self.clone();
+        ctx.spawn_named(format!("factory {name}"), async move {
+            let mut sub = sub;
+            while let Some(msg) = sub.next().await {
+                node.answer_ctl(msg).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Answers one control request.
+    async fn answer_ctl(&self, msg: async_nats::Message) {
+        let reply = match cluster::decode::<Ctl>(&msg.payload, "control request") {
+            Ok(ctl) => super::spawn::serve_ctl(self, ctl).await,
+            Err(e) => CtlReply::Failed(e.to_string()),
+        };
+        if let Some(to) = msg.reply
+            && let Err(e) = self
+                .client()
+                .publish(to, cluster::encode(&reply).into())
+                .await
+        {
+            tracing::debug!(target: "modo", "could not answer a control request: {e}");
+        }
+    }
+}
+
+/// A subscription the node's service needs failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SubscribeError(String);
+
+/// Adds a watch proxy as a child of the node's service.
+pub(crate) struct AddWatch(pub(crate) RemoteWatch);
+
+impl Handler<AddWatch> for Node {
+    type Reply = Result<Addr<RemoteWatch>, Error>;
+
+    async fn handle(&mut self, msg: AddWatch, ctx: &mut Context<Self>) -> Self::Reply {
+        ctx.add_runtime_dependency(msg.0).await
+    }
+}
+
+/// Adds a spawned child as a child of the node's service.
+pub(crate) struct AddChild<A: Service>(pub(crate) ServiceSpec<A>);
+
+impl<A: Service> Handler<AddChild<A>> for Node {
+    type Reply = Result<Addr<A>, Error>;
+
+    async fn handle(&mut self, msg: AddChild<A>, ctx: &mut Context<Self>) -> Self::Reply {
+        ctx.add_runtime_dependency(msg.0).await
+    }
+}
+
+/// Stops a child of the node's service for good.
+pub(crate) struct RemoveChild(pub(crate) ServiceRef);
+
+impl Handler<RemoveChild> for Node {
+    type Reply = ();
+
+    async fn handle(&mut self, msg: RemoveChild, ctx: &mut Context<Self>) {
+        if ctx.children().contains(&msg.0) {
+            let _ = ctx.remove_dependency(&msg.0).await;
+        } else {
+            let _ = msg.0.stop().await;
+        }
+    }
+}
+
+/// Starts serving a newly registered factory.
+pub(crate) struct ServeFactory(pub(crate) String);
+
+impl Handler<ServeFactory> for Node {
+    type Reply = Result<(), RemoteError>;
+
+    async fn handle(&mut self, msg: ServeFactory, ctx: &mut Context<Self>) -> Self::Reply {
+        self.serve_factory(ctx, &msg.0)
+            .await
+            .map_err(|e| RemoteError::Disconnected {
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Whether `target` is up as this node hears it now (for tests and diagnostics).
+impl Node {
+    /// Whether the watch target is up as this node hears it now (a node sending heartbeats,
+    /// a name some such node serves).
+    pub fn is_up(&self, target: &WatchTarget) -> bool {
+        let target = match target {
+            WatchTarget::Node(n) => Target::Node(n.as_str().into()),
+            WatchTarget::Name(n) => Target::Name(n.as_str().into()),
+        };
+        self.cluster().is_up(&target)
+    }
+}
+
+/// The nodes of this process, for the Worker's dump.
+fn live_nodes() -> std::sync::MutexGuard<'static, Vec<std::sync::Weak<Inner>>> {
+    static LIVE: std::sync::OnceLock<Mutex<Vec<std::sync::Weak<Inner>>>> =
+        std::sync::OnceLock::new();
+    LIVE.get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The cluster graph of every node whose service runs in `graph` (the Worker's dump): each
+/// gathered for at most 1 s.
+pub(crate) async fn cluster_graphs_in(graph: &crate::registry::Graph) -> Vec<ClusterGraph> {
+    let nodes: Vec<Node> = live_nodes()
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .map(|inner| Node { inner })
+        .filter(|n| n.service().is_some_and(|s| graph.node(s.id()).is_some()))
+        .collect();
+    let mut out = Vec::new();
+    for node in nodes {
+        if let Ok(cluster) = node.cluster_graph(Duration::from_secs(1)).await {
+            out.push(cluster);
+        }
+    }
+    out
 }

@@ -18,6 +18,12 @@
 //! A reply ([`ReplyHead`]) is `Ok` followed by the handler's reply, `Accepted` (a tell was
 //! queued), or a [`Fault`] saying why not.
 //!
+//! The cluster's own frames (heartbeats with their down notices, spawn and stop requests
+//! and their replies, graph answers) are the version byte followed by one postcard value
+//! each; they are internal to modo (nodes of one version read each other's), and a frame
+//! that does not decode is dropped with a debug log (a heartbeat) or answered with a
+//! failure (a control request).
+//!
 //! # Why postcard
 //! The format must be compact (NATS carries every byte, and a request is a few dozen of
 //! them), fast, serde-based (messages and replies are the user's serde types), and fixed

@@ -57,6 +57,8 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    extra: Vec<String>,
+    host: String,
 }
 
 impl NatsServer {
@@ -65,26 +67,60 @@ impl NatsServer {
     /// # Panics
     /// If the binary exists but the server does not come up within 10 s.
     pub fn start() -> Option<NatsServer> {
+        Self::start_with(&[], None)
+    }
+
+    /// A server on a free port with this configuration file text (`authorization {...}`,
+    /// `tls {...}`, `cluster {...}`) and these extra arguments.
+    pub fn start_with(args: &[String], config: Option<&str>) -> Option<NatsServer> {
+        Self::start_on("127.0.0.1", args, config)
+    }
+
+    /// A server listening on `host` (loopback, or the link-local address of a test's own
+    /// veth pair).
+    pub fn start_on(host: &str, args: &[String], config: Option<&str>) -> Option<NatsServer> {
         let binary = server_binary()?;
-        let dir =
-            std::env::temp_dir().join(format!("modo-nats-{}-{}", std::process::id(), uuid_like()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = spawn(&binary, &dir, None);
+        let dir = temp_dir("nats");
+        let mut extra: Vec<String> = vec!["-a".into(), host.into()];
+        extra.extend_from_slice(args);
+        if let Some(text) = config {
+            let path = dir.join("server.conf");
+            std::fs::write(&path, text).expect("write the server's config");
+            extra.push("-c".into());
+            extra.push(path.display().to_string());
+        }
+        let child = spawn_with(&binary, &dir, None, &extra);
         let pid = child.id();
         let mut server = NatsServer {
             binary,
             child: Some(child),
             dir,
             port: 0,
+            extra,
+            host: host.to_owned(),
         };
         server.port = server.read_port(pid);
         server.wait_until_listening();
         Some(server)
     }
 
+    /// The folder the server's files live in (removed when it is dropped).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cluster (route) port the server wrote in its ports file, if it has one.
+    pub fn cluster_port(&self) -> Option<u16> {
+        let pid = self.child.as_ref()?.id();
+        let text =
+            std::fs::read_to_string(self.dir.join(format!("nats-server_{pid}.ports"))).ok()?;
+        let start = text.find("\"cluster\"")?;
+        parse_port(&text[start..])
+    }
+
     /// The client URL.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// The port.
@@ -105,7 +141,7 @@ impl NatsServer {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = spawn(&self.binary, &self.dir, Some(self.port));
+            let mut child = spawn_with(&self.binary, &self.dir, Some(self.port), &self.extra);
             std::thread::sleep(Duration::from_millis(100));
             match child.try_wait() {
                 Ok(None) => {
@@ -148,7 +184,7 @@ impl NatsServer {
     fn wait_until_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if std::net::TcpStream::connect((self.host.as_str(), self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -164,11 +200,23 @@ impl Drop for NatsServer {
     }
 }
 
-fn spawn(binary: &Path, dir: &Path, port: Option<u16>) -> Child {
+/// A fresh folder under the temp dir.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "modo-{what}-{}-{}",
+        std::process::id(),
+        uuid_like()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn spawn_with(binary: &Path, dir: &Path, port: Option<u16>, extra: &[String]) -> Child {
     let port = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
     Command::new(binary)
         .args(["-a", "127.0.0.1", "-p", &port, "--ports_file_dir"])
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -176,9 +224,10 @@ fn spawn(binary: &Path, dir: &Path, port: Option<u16>) -> Child {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
 }
 
-/// `{"nats":["nats://127.0.0.1:33869"], ...}` -> 33869.
+/// `{"nats":["nats://127.0.0.1:33869"], ...}` -> 33869 (the scheme is `tls://` for a server
+/// that requires TLS).
 fn parse_port(text: &str) -> Option<u16> {
-    let start = text.find("nats://")? + "nats://".len();
+    let start = text.find("://")? + "://".len();
     let rest = &text[start..];
     let colon = rest.find(':')?;
     let digits: String = rest[colon + 1..]
@@ -197,4 +246,329 @@ fn uuid_like() -> u64 {
             .map_or(0, |d| d.as_nanos() as u64),
     );
     h.finish()
+}
+
+/// Three servers routed to each other on loopback: the first with a random cluster port, the
+/// others routed to it (the mesh completes by gossip).
+pub struct NatsCluster {
+    /// The servers.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// `n` servers in one cluster; `None` without nats-server.
+    ///
+    /// # Panics
+    /// If they do not come up, or do not form routes within 10 s.
+    pub fn start(n: usize) -> Option<NatsCluster> {
+        let first = NatsServer::start_with(
+            &[
+                "--cluster_name".into(),
+                "modo".into(),
+                "--cluster".into(),
+                "nats://127.0.0.1:-1".into(),
+            ],
+            None,
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let route = loop {
+            if let Some(p) = first.cluster_port() {
+                break p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no cluster port for the first server"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut servers = vec![first];
+        for _ in 1..n {
+            let args = [
+                "--cluster_name".to_string(),
+                "modo".into(),
+                "--cluster".into(),
+                "nats://127.0.0.1:-1".into(),
+                "--routes".into(),
+                format!("nats://127.0.0.1:{route}"),
+            ];
+            servers.push(NatsServer::start_with(&args, None)?);
+        }
+        Some(NatsCluster { servers })
+    }
+
+    /// Every client URL, comma separated (what `Node::connect` takes).
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// PEM files of a throwaway CA, a server certificate for 127.0.0.1 and a client certificate,
+/// made with the `openssl` command line at test time.
+pub struct Certs {
+    /// The folder they are in (removed when dropped).
+    pub dir: PathBuf,
+    /// The CA's certificate.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub server: (PathBuf, PathBuf),
+    /// The client's certificate and key.
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Certs {
+    /// `None` if `openssl` is not installed (the TLS tests then skip, saying so).
+    ///
+    /// # Panics
+    /// If openssl is there but fails.
+    pub fn make() -> Option<Certs> {
+        let openssl = Command::new("openssl").arg("version").output().ok()?;
+        if !openssl.status.success() {
+            return None;
+        }
+        let dir = temp_dir("tls");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=modo test CA",
+            ],
+        ]
+        .concat());
+        for (who, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let key = format!("{who}.key");
+            let csr = format!("{who}.csr");
+            let pem = format!("{who}.pem");
+            let ext = format!("{who}.ext");
+            std::fs::write(
+                dir.join(&ext),
+                format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage={usage}\n"),
+            )
+            .expect("write the extensions");
+            run(&[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN=modo test {who}"),
+                ],
+            ]
+            .concat());
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ]);
+        }
+        Some(Certs {
+            ca: dir.join("ca.pem"),
+            server: (dir.join("server.pem"), dir.join("server.key")),
+            client: (dir.join("client.pem"), dir.join("client.key")),
+            dir,
+        })
+    }
+}
+
+/// `<target>/<profile>/examples/<name>`, built once per test binary with the `nats` feature
+/// (a no-op when fresh).
+pub fn example_binary(name: &'static str) -> PathBuf {
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<Vec<(&'static str, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Mutex::default);
+    let mut built = built.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
+        return path.clone();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the test runs from <target>/<profile>/deps");
+    let binary = profile_dir.join("examples").join(name);
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--features", "nats", "--example", name]);
+    // Without the variables cargo sets for a running test: a build script that watches one
+    // (ring's watches CARGO_MANIFEST_DIR) would rebuild its crate and everything above it,
+    // here and again in the next `cargo test`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_TARGET_TMPDIR"
+        {
+            build.env_remove(key.as_ref());
+        }
+    }
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --example {name} failed");
+    assert!(binary.exists(), "no example binary at {}", binary.display());
+    built.push((name, binary.clone()));
+    binary
+}
+
+/// A network namespace of the test's own, joined to this one by a veth pair with link-local
+/// addresses (`169.254.<n>.1` here, `.2` inside); deleted when dropped, also on failure.
+pub struct Netns {
+    /// The namespace's name.
+    pub name: String,
+    /// The address on this side (a server listens there).
+    pub host_addr: String,
+    inner_if: String,
+    host_if: String,
+}
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Netns {
+    /// `None` (the caller skips) unless this runs as root with `ip` and namespaces work.
+    pub fn create() -> Option<Netns> {
+        let n = std::process::id() % 200 + 20;
+        let ns = Netns {
+            name: format!("modo{n}"),
+            host_addr: format!("169.254.{n}.1"),
+            inner_if: format!("modo{n}b"),
+            host_if: format!("modo{n}a"),
+        };
+        // Left over from a killed run of the same pid: remove first.
+        ip(&["link", "del", &ns.host_if]);
+        ip(&["netns", "del", &ns.name]);
+        let ok = ip(&["netns", "add", &ns.name])
+            && ip(&[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns.inner_if,
+            ])
+            && ip(&["link", "set", &ns.inner_if, "netns", &ns.name])
+            && ip(&[
+                "addr",
+                "add",
+                &format!("{}/30", ns.host_addr),
+                "dev",
+                &ns.host_if,
+            ])
+            && ip(&["link", "set", &ns.host_if, "up"])
+            && ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("169.254.{n}.2/30"),
+                "dev",
+                &ns.inner_if,
+            ])
+            && ip(&["-n", &ns.name, "link", "set", &ns.inner_if, "up"])
+            && ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ok.then_some(ns)
+    }
+
+    /// Cuts the link (inside the namespace): its processes lose the network, none is killed.
+    pub fn cut(&self) {
+        assert!(
+            ip(&["-n", &self.name, "link", "set", &self.inner_if, "down"]),
+            "cut"
+        );
+    }
+
+    /// Restores the link.
+    pub fn restore(&self) {
+        assert!(
+            ip(&["-n", &self.name, "link", "set", &self.inner_if, "up"]),
+            "restore"
+        );
+    }
+
+    /// The command prefix that runs a program inside: `ip netns exec <name>`.
+    pub fn exec_prefix(&self) -> Vec<String> {
+        vec![
+            "ip".into(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        ip(&["link", "del", &self.host_if]);
+        ip(&["netns", "del", &self.name]);
+    }
 }
