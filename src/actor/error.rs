@@ -185,8 +185,13 @@ impl Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Hook {
-    /// [`Service::on_init`](crate::Service::on_init), or the factory building a fresh instance.
+    /// [`Service::on_init`](crate::Service::on_init), or a (plain) factory building a fresh
+    /// instance.
     OnInit,
+    /// An async factory building an instance
+    /// ([`ServiceSpec::from_async_factory`](crate::ServiceSpec::from_async_factory)): it
+    /// returned an error, panicked or ran out of time.
+    Factory,
     /// [`Service::dependencies`](crate::Service::dependencies).
     Dependencies,
     /// [`Service::on_first_start`](crate::Service::on_first_start).
@@ -217,6 +222,7 @@ impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Hook::OnInit => "on_init",
+            Hook::Factory => "the factory",
             Hook::Dependencies => "dependencies",
             Hook::OnFirstStart => "on_first_start",
             Hook::OnStart => "on_start",

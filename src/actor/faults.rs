@@ -63,7 +63,8 @@ impl Faults {
     /// Step `hook` waits `delay` before it runs, for every hook and step [`Hook`] names:
     /// `on_init` (at spawn and before each restart's fresh instance), `dependencies` (first
     /// start), each lifecycle hook, [`Hook::StartChild`] and [`Hook::StopChild`] before each
-    /// child's start or stop, and [`Hook::JoinTasks`] before the background tasks are joined.
+    /// child's start or stop, [`Hook::JoinTasks`] before the background tasks are joined, and
+    /// [`Hook::Factory`] before an async factory is called (within its timeout).
     /// A stop-sequence hook's shutdown-timeout bound still applies to the hook itself.
     pub fn delay(mut self, hook: Hook, delay: Duration) -> Self {
         self.delays.insert(hook, delay);

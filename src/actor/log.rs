@@ -75,7 +75,7 @@ impl<'a> Log<'a> {
 
     /// Logs at the service's `mundane_level` (the level of its lifecycle lines).
     pub fn mundane(&self, msg: impl Display) {
-        self.log(self.core.settings.mundane_level, msg)
+        self.log(self.core.settings.mundane_level(), msg)
     }
 }
 

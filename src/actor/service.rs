@@ -113,7 +113,9 @@ pub trait Service: Sized + Send + 'static {
     }
 
     /// For a service spawned [on its own thread](crate::ServiceSpec::on_own_thread): runs on
-    /// that thread once it is up, before the first start. An `Err` leaves the service crashed.
+    /// that thread once it is up, before the first start (with an
+    /// [async factory](crate::ServiceSpec::from_async_factory), once its first instance is
+    /// built). An `Err` leaves the service crashed.
     fn on_thread_started(
         &mut self,
         ctx: &mut Context<Self>,

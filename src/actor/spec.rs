@@ -4,12 +4,22 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 
 use super::addr::ServiceRef;
+use super::error::BoxError;
 use super::host::Host;
 use super::runner::Parent;
-use super::service::{Service, short_type_name};
+use super::service::{DEFAULT_SHUTDOWN_TIMEOUT, Service, short_type_name};
+
+/// A factory whose instances take an await to build (a connection, a file read).
+pub(crate) type AsyncFactory<S> =
+    Box<dyn FnMut(u32) -> BoxFuture<'static, Result<S, BoxError>> + Send>;
 
 /// How to build the service on each (re)start.
 pub(crate) enum Init<S> {
@@ -17,6 +27,11 @@ pub(crate) enum Init<S> {
     Value(S),
     /// A fresh value on each restart, told the restart index (0 for the first).
     Factory(Box<dyn FnMut(u32) -> S + Send>),
+    /// A fresh value awaited at the first start and on each restart, bounded by `timeout`.
+    AsyncFactory {
+        make: AsyncFactory<S>,
+        timeout: Duration,
+    },
 }
 
 /// A service to spawn, with options.
@@ -84,6 +99,84 @@ impl<S: Service> ServiceSpec<S> {
             #[cfg(feature = "testkit")]
             faults: None,
         }
+    }
+
+    /// Build the service with an async `factory` (Mode's `replacement`, for a service whose
+    /// making takes an await: a connection, a file), awaited at the first start and again on
+    /// every restart, told the restart index (0 for the first instance, then the service's
+    /// restart count). [`Service::on_init`] runs on each instance it returns.
+    ///
+    /// A factory that returns `Err` fails that start with [`Error::HookFailed`] for
+    /// [`Hook::Factory`], carrying its error; one that panics fails it with [`Error::Crashed`]
+    /// (a panic reason); one still pending after the
+    /// [`factory_timeout`](Self::factory_timeout) (default: 60 s, the default shutdown
+    /// timeout) fails it with [`Error::HookFailed`] saying so. The service is then left
+    /// crashed: under a supervisor the failed start is a crash like any other (counted,
+    /// backed off, retried); a later start or restart calls the factory again.
+    ///
+    /// The label, the log label and the mailbox capacity are needed before any instance
+    /// exists: they come from this spec ([`label`](Self::label),
+    /// [`mailbox_capacity`](Self::mailbox_capacity)) or their defaults (the type's name,
+    /// [`DEFAULT_MAILBOX_CAPACITY`](crate::DEFAULT_MAILBOX_CAPACITY)), not from the
+    /// service's own [`Service::label`] or [`Service::mailbox_capacity`]. The other settings
+    /// (shutdown timeout, mundane level, ...) are read from each instance built.
+    ///
+    /// [`Error::HookFailed`]: crate::Error::HookFailed
+    /// [`Error::Crashed`]: crate::Error::Crashed
+    /// [`Hook::Factory`]: crate::Hook::Factory
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    ///
+    /// struct Db { conn: String }
+    /// impl Service for Db {}
+    ///
+    /// async fn connect(attempt: u32) -> Result<String, std::io::Error> {
+    ///     Ok(format!("connection #{attempt}"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let db = system
+    ///     .spawn(ServiceSpec::from_async_factory(|restart| async move {
+    ///         Ok::<_, std::io::Error>(Db { conn: connect(restart).await? })
+    ///     }))
+    ///     .await?;
+    /// db.restart().await?; // awaits the factory again: a fresh connection
+    /// assert_eq!(db.restart_count(), 1);
+    /// # system.shutdown().await }
+    /// ```
+    pub fn from_async_factory<F, Fut, E>(mut factory: F) -> Self
+    where
+        F: FnMut(u32) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<S, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let make: AsyncFactory<S> =
+            Box::new(move |index| factory(index).map(|res| res.map_err(Into::into)).boxed());
+        ServiceSpec {
+            init: Init::AsyncFactory {
+                make,
+                timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            },
+            mailbox_capacity: None,
+            name: None,
+            label: None,
+            internal: false,
+            own_thread: false,
+            #[cfg(feature = "testkit")]
+            faults: None,
+        }
+    }
+
+    /// Bounds each call of an [async factory](Self::from_async_factory): a build still pending
+    /// after `timeout` is dropped and fails the start. Does nothing for other specs.
+    pub fn factory_timeout(mut self, timeout: Duration) -> Self {
+        if let Init::AsyncFactory { timeout: t, .. } = &mut self.init {
+            *t = timeout;
+        }
+        self
     }
 
     /// Overrides [`Service::mailbox_capacity`] for this spawn (at least 1).
@@ -155,7 +248,14 @@ impl<S: Service> fmt::Debug for ServiceSpec<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceSpec")
             .field("service", &short_type_name::<S>())
-            .field("factory", &matches!(self.init, Init::Factory(_)))
+            .field(
+                "factory",
+                &match self.init {
+                    Init::Value(_) => "none",
+                    Init::Factory(_) => "sync",
+                    Init::AsyncFactory { .. } => "async",
+                },
+            )
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("name", &self.name)
             .field("label", &self.label)

@@ -105,13 +105,13 @@ impl Recorder {
     /// # Errors
     /// [`RecorderError::CannotReturnError`] for `Fail::Err` at [`Hook::OnInit`] or
     /// [`Hook::Dependencies`]; [`RecorderError::NotAHook`] for [`Hook::StartChild`],
-    /// [`Hook::StopChild`] and [`Hook::JoinTasks`].
+    /// [`Hook::StopChild`], [`Hook::JoinTasks`] and [`Hook::Factory`].
     pub fn fail_at(mut self, hook: Hook, how: Fail) -> Result<Self, RecorderError> {
         match hook {
             Hook::OnInit | Hook::Dependencies if how == Fail::Err => {
                 return Err(RecorderError::CannotReturnError { hook });
             }
-            Hook::StartChild | Hook::StopChild | Hook::JoinTasks => {
+            Hook::StartChild | Hook::StopChild | Hook::JoinTasks | Hook::Factory => {
                 return Err(RecorderError::NotAHook { hook });
             }
             Hook::OnInit

@@ -46,7 +46,11 @@ impl<A: Service> Runner<A> {
         if !matches!(self.ctx.phase, Phase::Running | Phase::Starting) {
             return Flow::Continue;
         }
-        let heard = AssertUnwindSafe(self.actor.on_down(down, &mut self.ctx))
+        // Running or starting: the instance exists (see `Runner::actor`).
+        let Some(actor) = self.actor.as_mut() else {
+            return Flow::Continue;
+        };
+        let heard = AssertUnwindSafe(actor.on_down(down, &mut self.ctx))
             .catch_unwind()
             .await;
         match heard {
@@ -76,8 +80,10 @@ impl<A: Service> Runner<A> {
 
     /// A child whose stops we decide was stopped by someone else and waits for our decision.
     async fn child_stopped(&mut self, child: ServiceRef) -> Flow {
-        let action = if self.ctx.phase == Phase::Running {
-            let decided = AssertUnwindSafe(self.actor.on_child_stopped(&child, &mut self.ctx))
+        let action = if self.ctx.phase == Phase::Running
+            && let Some(actor) = self.actor.as_mut()
+        {
+            let decided = AssertUnwindSafe(actor.on_child_stopped(&child, &mut self.ctx))
                 .catch_unwind()
                 .await;
             match decided {
@@ -118,7 +124,11 @@ impl<A: Service> Runner<A> {
 
     /// A child crashed and waits for our decision.
     async fn child_crashed(&mut self, child: ServiceRef, reason: CrashReason) -> Flow {
-        let decided = AssertUnwindSafe(self.actor.on_child_crashed(&child, &reason, &mut self.ctx))
+        // Running (see `on_notice`): the instance exists.
+        let Some(actor) = self.actor.as_mut() else {
+            return Flow::Continue;
+        };
+        let decided = AssertUnwindSafe(actor.on_child_crashed(&child, &reason, &mut self.ctx))
             .catch_unwind()
             .await;
         let action = match decided {

@@ -58,7 +58,8 @@ use super::host::{Event, Host};
 use super::mailbox::{Control, Reply, UserLane};
 use super::observe::Observe;
 use super::service::Service;
-use super::spec::{AnySpec, Init, ServiceSpec};
+use super::service::short_type_name;
+use super::spec::{AnySpec, AsyncFactory, Init, ServiceSpec};
 use super::state::ServiceState;
 
 use hooks::HookFn;
@@ -74,9 +75,10 @@ pub(crate) struct Parent {
 /// An actor that is built but whose task is not running yet (tower's `Buffer::pair`: build the
 /// handle and the worker, then let the caller run the worker).
 pub(crate) struct Launch<A: Service> {
-    actor: A,
+    /// `None` for an async factory's service: its first instance is built at its first start.
+    actor: Option<A>,
     addr: Addr<A>,
-    factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
+    factory: Option<Factory<A>>,
     own_thread: bool,
     #[cfg(feature = "testkit")]
     faults: Option<Box<super::faults::FaultState>>,
@@ -99,20 +101,26 @@ pub(crate) fn build<S: Service>(
         faults,
     } = spec;
     let (actor, factory) = match init {
-        Init::Value(s) => (s, None),
-        Init::Factory(mut f) => (f(0), Some(f)),
+        Init::Value(s) => (Some(s), None),
+        Init::Factory(mut f) => (Some(f(0)), Some(Factory::Sync(f))),
+        Init::AsyncFactory { make, timeout } => (None, Some(Factory::Async { make, timeout })),
     };
-    let settings = Settings {
-        mundane_level: actor.mundane_level(),
-        shutdown_timeout: actor.shutdown_timeout(),
-        wait_for_shutdown: actor.wait_for_shutdown(),
-        concurrent_child_stop: actor.stop_children_concurrently(),
+    let settings = match &actor {
+        Some(actor) => Settings::of(actor),
+        None => Settings::defaults(),
     };
-    let (label, shortlabel) = match label {
-        Some(label) => (label.clone(), label),
-        None => (actor.label(), actor.shortlabel()),
+    let (label, shortlabel) = match (label, &actor) {
+        (Some(label), _) => (label.clone(), label),
+        (None, Some(actor)) => (actor.label(), actor.shortlabel()),
+        (None, None) => {
+            let name = std::borrow::Cow::Borrowed(short_type_name::<S>());
+            (name.clone(), name)
+        }
     };
-    let capacity = mailbox_capacity.unwrap_or_else(|| actor.mailbox_capacity());
+    let capacity = mailbox_capacity.unwrap_or_else(|| match &actor {
+        Some(actor) => actor.mailbox_capacity(),
+        None => super::mailbox::DEFAULT_MAILBOX_CAPACITY,
+    });
     let core = Core::new(CoreInit {
         label,
         shortlabel,
@@ -172,7 +180,7 @@ impl<A: Service> Launch<A> {
         let token = host.track();
         super::meter::spawned();
         let span = super::log::service_span(core);
-        let (timeout, label) = (core.settings.shutdown_timeout, core.label.arc());
+        let (timeout, label) = (core.settings.shutdown_timeout(), core.label.arc());
         let runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -180,6 +188,7 @@ impl<A: Service> Launch<A> {
             factory,
             deps_added: false,
             first_start_done: false,
+            build_tried: false,
             inbox: VecDeque::new(),
             deferred: VecDeque::new(),
             ctrl_seen: 0,
@@ -232,13 +241,26 @@ enum Flow {
     Exit(Option<(Reply, Result<bool, Error>)>),
 }
 
+/// How a fresh instance is made for a restart.
+enum Factory<A> {
+    Sync(Box<dyn FnMut(u32) -> A + Send>),
+    Async {
+        make: AsyncFactory<A>,
+        timeout: Duration,
+    },
+}
+
 struct Runner<A: Service> {
-    actor: A,
+    /// The service. `None` only for an async factory's service whose first instance is not
+    /// built yet (or failed to build): it has never started, so no hook or handler runs.
+    actor: Option<A>,
     ctx: Context<A>,
     cell: Arc<Cell<A>>,
-    factory: Option<Box<dyn FnMut(u32) -> A + Send>>,
+    factory: Option<Factory<A>>,
     deps_added: bool,
     first_start_done: bool,
+    /// An async factory was called for the first instance (a later start is a retry).
+    build_tried: bool,
     /// The batch of user messages taken off the lane, handled in order (see `mailbox.rs`).
     inbox: VecDeque<BoxEnvelope<A>>,
     /// Control messages taken off the lane while a handler was in flight, in arrival order.
@@ -288,12 +310,19 @@ impl<A: Service> Runner<A> {
     /// Runs the actor to its end, acting on `first` before anything on its lanes; returns the
     /// answers it still owes (sent by the caller once the actor is completely gone).
     async fn run(mut self, mut first: Option<Control>) -> Answers {
-        fault_sleep(self.fault_delay(Hook::OnInit)).await;
-        if let Err(reason) = self.init_instance(false) {
+        // An async factory's first instance is built by the first start.
+        let initialised = if self.actor.is_some() {
+            fault_sleep(self.fault_delay(Hook::OnInit)).await;
+            self.init_instance(false).await
+        } else {
+            Ok(())
+        };
+        if let Err(reason) = initialised {
             // A service that cannot even initialise is crashed before its first start.
             self.cell.core.record_crash(reason);
             self.set_state(ServiceState::Crashed);
         } else if self.own_thread
+            && self.actor.is_some()
             && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
         {
             // Its thread could not be set up: the service cannot start.
@@ -315,6 +344,7 @@ impl<A: Service> Runner<A> {
             }
         };
         if self.own_thread
+            && self.actor.is_some()
             && let Err(reason) = self.run_hook::<hooks::OnThreadStop>().await
         {
             self.ctx.log().error(format_args!("{reason}"));
@@ -338,7 +368,11 @@ impl<A: Service> Runner<A> {
     /// Runs hook `H` with panic capture: `Err` carries the crash reason.
     async fn run_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
         fault_sleep(self.fault_delay(H::HOOK)).await;
-        match AssertUnwindSafe(H::call(&mut self.actor, &mut self.ctx))
+        let Some(actor) = self.actor.as_mut() else {
+            // Hooks run only once an instance exists (see `Runner::actor`).
+            return Err(CrashReason::msg(format!("{} with no instance", H::HOOK)));
+        };
+        match AssertUnwindSafe(H::call(actor, &mut self.ctx))
             .catch_unwind()
             .await
         {
@@ -350,7 +384,7 @@ impl<A: Service> Runner<A> {
 
     /// Runs a stop-sequence hook, bounded by the shutdown timeout.
     async fn run_stop_hook<H: HookFn<A>>(&mut self) -> Result<(), CrashReason> {
-        let timeout = self.cell.core.settings.shutdown_timeout;
+        let timeout = self.cell.core.settings.shutdown_timeout();
         match bounded(timeout, self.run_hook::<H>()).await {
             Some(res) => res,
             None => Err(self.hook_failed(

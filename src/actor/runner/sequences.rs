@@ -11,18 +11,50 @@ use super::super::host::Event;
 use super::super::mailbox::{Control, Notice, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Runner, boxed, fault_sleep, hooks};
+use super::{Factory, Runner, bounded, boxed, fault_sleep, hooks};
 
 impl<A: Service> Runner<A> {
-    /// `on_init` on the current instance, or a fresh instance from the factory.
-    pub(super) fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            if fresh && let Some(factory) = self.factory.as_mut() {
-                self.actor = factory(self.cell.core.restart_count());
+    /// `on_init` on the current instance, or (`fresh`) on a fresh instance from the factory,
+    /// whose settings are then read.
+    pub(super) async fn init_instance(&mut self, fresh: bool) -> Result<(), CrashReason> {
+        let index = self.cell.core.restart_count();
+        let delay = self.fault_delay(Hook::Factory);
+        let built = match self.factory.as_mut() {
+            Some(Factory::Async { make, timeout }) if fresh => {
+                Some(build_async(make, index, *timeout, delay).await)
             }
-            self.actor.on_init();
+            _ => None,
+        };
+        let label = self.cell.core.label.arc();
+        let built = match built {
+            Some(Ok(actor)) => Some(actor),
+            Some(Err(Built::Panicked(panic))) => {
+                return Err(CrashReason::from_panic(panic, Hook::Factory.to_string()));
+            }
+            Some(Err(Built::Failed(source))) => {
+                return Err(CrashReason::Error(Arc::new(Error::HookFailed {
+                    label,
+                    hook: Hook::Factory,
+                    source,
+                })));
+            }
+            None => None,
+        };
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            if let Some(actor) = built {
+                self.actor = Some(actor);
+            } else if fresh && let Some(Factory::Sync(factory)) = self.factory.as_mut() {
+                self.actor = Some(factory(index));
+            }
+            if let Some(actor) = self.actor.as_mut() {
+                actor.on_init();
+            }
         }));
-        res.map_err(|panic| CrashReason::from_panic(panic, Hook::OnInit.to_string()))
+        res.map_err(|panic| CrashReason::from_panic(panic, Hook::OnInit.to_string()))?;
+        if fresh && let Some(actor) = &self.actor {
+            self.cell.core.settings.update(actor);
+        }
+        Ok(())
     }
 
     /// Start, restart, or start after a stop-for-restart (which resets like a restart).
@@ -50,10 +82,30 @@ impl<A: Service> Runner<A> {
             core.clear_crash();
             core.watchers.rearm();
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
-            if let Err(reason) = self.init_instance(true) {
+            if let Err(reason) = self.init_instance(true).await {
                 return Err(self.fail_start(reason, false).await);
             }
             if let Err(reason) = self.run_hook::<hooks::OnRestart>().await {
+                return Err(self.fail_start(reason, false).await);
+            }
+        } else if self.actor.is_none() {
+            // An async factory's first instance; after a failed build, a start or restart
+            // tries again (and counts as a restart, as any start after a crash does).
+            if self.build_tried {
+                let core = &self.cell.core;
+                core.bump_restart_count();
+                core.clear_crash();
+                core.watchers.rearm();
+            }
+            self.build_tried = true;
+            fault_sleep(self.fault_delay(Hook::OnInit)).await;
+            if let Err(reason) = self.init_instance(true).await {
+                return Err(self.fail_start(reason, false).await);
+            }
+            // On its own thread, the thread's hook waited for the first instance.
+            if self.own_thread
+                && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
+            {
                 return Err(self.fail_start(reason, false).await);
             }
         } else if let Some(reason) = self.cell.core.crash_reason() {
@@ -119,7 +171,10 @@ impl<A: Service> Runner<A> {
         }
         self.deps_added = true;
         fault_sleep(self.fault_delay(Hook::Dependencies)).await;
-        let deps = std::panic::catch_unwind(AssertUnwindSafe(|| self.actor.dependencies()))
+        let Some(actor) = self.actor.as_mut() else {
+            return Ok(());
+        };
+        let deps = std::panic::catch_unwind(AssertUnwindSafe(|| actor.dependencies()))
             .map_err(|panic| CrashReason::from_panic(panic, Hook::Dependencies.to_string()))?;
         for dep in deps {
             let child = dep.create(self.ctx.host(), self.ctx.as_parent());
@@ -177,7 +232,7 @@ impl<A: Service> Runner<A> {
         core.signal_stop();
         self.set_state(ServiceState::Stopping);
         self.ctx.phase = Phase::Stopping;
-        let timeout = core.settings.shutdown_timeout;
+        let timeout = core.settings.shutdown_timeout();
         let mut first: Option<Error> = None;
 
         self.ctx.log().mundane("Stopping...");
@@ -191,7 +246,7 @@ impl<A: Service> Runner<A> {
         // With `wait_for_shutdown`, the background tasks (told to stop already) get until the
         // flag to finish their work, since the flag is how they say they are done; Mode's
         // cancellation lets a task clean up the same way. Then they are cancelled.
-        if self.cell.core.settings.wait_for_shutdown {
+        if self.cell.core.settings.wait_for_shutdown() {
             let flag = self.cell.core.wait_shutdown_flag();
             let waited = boxed(tokio::time::timeout(timeout, flag)).await;
             if waited.is_err() {
@@ -265,7 +320,7 @@ impl<A: Service> Runner<A> {
                 (child, res)
             }
         };
-        let results = if self.cell.core.settings.concurrent_child_stop {
+        let results = if self.cell.core.settings.concurrent_child_stop() {
             futures::future::join_all(children.into_iter().rev().map(stop_one)).await
         } else {
             let mut results = Vec::with_capacity(children.len());
@@ -300,7 +355,7 @@ impl<A: Service> Runner<A> {
         if self.ctx.tasks.len() == 0 {
             return Vec::new();
         }
-        let timeout = self.cell.core.settings.shutdown_timeout;
+        let timeout = self.cell.core.settings.shutdown_timeout();
         boxed(self.ctx.tasks.join_all(timeout)).await
     }
 
@@ -309,7 +364,7 @@ impl<A: Service> Runner<A> {
         if self.ctx.exits.is_empty() {
             return 0;
         }
-        let timeout = self.cell.core.settings.shutdown_timeout;
+        let timeout = self.cell.core.settings.shutdown_timeout();
         boxed(self.ctx.exits.close(timeout)).await
     }
 
@@ -373,5 +428,37 @@ impl<A: Service> Runner<A> {
         // free, the host and the parent told; then the watchers hear it.
         self.settle();
         self.fire_down();
+    }
+}
+
+/// Why an async factory gave no instance.
+enum Built {
+    Panicked(Box<dyn std::any::Any + Send>),
+    Failed(SharedError),
+}
+
+/// Calls the async factory `make` for instance `index` and awaits it, bounded by `timeout`
+/// (an injected fault's `delay` first, within the bound).
+async fn build_async<A>(
+    make: &mut super::super::spec::AsyncFactory<A>,
+    index: u32,
+    timeout: std::time::Duration,
+    delay: Option<std::time::Duration>,
+) -> Result<A, Built> {
+    use futures::FutureExt;
+    // The factory itself may panic before it returns its future.
+    let fut =
+        std::panic::catch_unwind(AssertUnwindSafe(|| make(index))).map_err(Built::Panicked)?;
+    let build = async move {
+        fault_sleep(delay).await;
+        AssertUnwindSafe(fut).catch_unwind().await
+    };
+    match bounded(timeout, build).await {
+        Some(Ok(Ok(actor))) => Ok(actor),
+        Some(Ok(Err(e))) => Err(Built::Failed(SharedError::from(e))),
+        Some(Err(panic)) => Err(Built::Panicked(panic)),
+        None => Err(Built::Failed(SharedError::from(BoxError::from(format!(
+            "did not return within {timeout:?}"
+        ))))),
     }
 }

@@ -103,13 +103,17 @@ impl<A: Service> Runner<A> {
             drop(env);
             return Some(Control::Crash(reason));
         }
-        let mut fut = env.handle(&mut self.actor, &mut self.ctx);
+        let Some(actor) = self.actor.as_mut() else {
+            // Messages are served only while running, and a running service has an instance.
+            unreachable!("a service serving messages has an instance");
+        };
+        let mut fut = env.handle(actor, &mut self.ctx);
         // Most handlers finish on their first poll: no select, no waker registration.
         let res = match futures::poll!(fut.as_mut()) {
             Poll::Ready(res) => res,
             Poll::Pending => {
                 let control = &self.cell.core.control;
-                let timeout = self.cell.core.settings.shutdown_timeout;
+                let timeout = self.cell.core.settings.shutdown_timeout();
                 // Armed when a stop or restart is kept waiting for this handler.
                 let mut deadline: Deadline = None;
                 loop {
