@@ -69,6 +69,8 @@ pub(crate) struct SystemInner {
     observe: Arc<Observe>,
     /// Why the System was failed (see `System::fail`): what `shutdown` returns.
     failure: std::sync::Mutex<Option<Error>>,
+    /// Held while a root is adopted (see `Context::adopt`).
+    adoption: std::sync::Mutex<()>,
 }
 
 impl fmt::Debug for System {
@@ -120,6 +122,7 @@ impl System {
             registry,
             observe,
             failure: std::sync::Mutex::new(None),
+            adoption: std::sync::Mutex::new(()),
         });
         let system = System { inner };
         launch.spawn(&system.host());
@@ -358,6 +361,14 @@ impl Host for SystemInner {
 
     fn root_ended(&self, id: Uuid) {
         self.roots.remove(&id);
+    }
+
+    fn root_adopted(&self, id: Uuid) {
+        self.roots.remove(&id);
+    }
+
+    fn adoption_lock(&self) -> &std::sync::Mutex<()> {
+        &self.adoption
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -402,7 +402,7 @@ impl ServiceRef {
 
     /// Depth in the service tree: 0 for a root.
     pub fn depth(&self) -> usize {
-        self.core().depth
+        self.core().depth()
     }
 
     /// The current lifecycle state.

@@ -12,7 +12,7 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -133,13 +133,16 @@ pub(crate) struct Core {
     pub(crate) label: Label,
     pub(crate) shortlabel: Label,
     pub(crate) type_name: &'static str,
-    pub(crate) depth: usize,
+    /// Levels below its root. Changes when its tree is adopted (see `Context::adopt`).
+    depth: AtomicUsize,
     pub(crate) settings: Settings,
     /// The name it was spawned under (unique in its System), if any.
     pub(crate) name: Option<Arc<str>>,
     /// The System's own services (the registry) do not report to the registry.
     pub(crate) internal: bool,
-    pub(crate) parent: Option<Weak<dyn AnyCell>>,
+    /// Set at creation for a child; set once later for a root that is adopted (see
+    /// `Context::adopt`), never changed after that.
+    pub(crate) parent: OnceLock<Weak<dyn AnyCell>>,
     pub(crate) control: ControlLane,
     pub(crate) diag: Diag,
     /// The `ServiceState`, as its index in `STATES`.
@@ -194,9 +197,13 @@ pub(crate) struct CoreInit {
 
 impl Core {
     pub(crate) fn new(init: CoreInit) -> Core {
-        let (parent, depth) = match init.parent {
-            Some((p, parent_depth)) => (Some(p), parent_depth + 1),
-            None => (None, 0),
+        let parent = OnceLock::new();
+        let depth = match init.parent {
+            Some((p, parent_depth)) => {
+                let _ = parent.set(p);
+                parent_depth + 1
+            }
+            None => 0,
         };
         let shortlabel = if init.shortlabel == init.label {
             None
@@ -210,7 +217,7 @@ impl Core {
             label,
             shortlabel,
             type_name: init.type_name,
-            depth,
+            depth: AtomicUsize::new(depth),
             settings: init.settings,
             name: init.name,
             internal: init.internal,
@@ -571,7 +578,26 @@ impl Core {
     }
 
     pub(crate) fn parent(&self) -> Option<Arc<dyn AnyCell>> {
-        self.parent.as_ref().and_then(Weak::upgrade)
+        self.parent.get().and_then(Weak::upgrade)
+    }
+
+    /// Whether the service has no parent (and never had one): a root.
+    pub(crate) fn is_root(&self) -> bool {
+        self.parent.get().is_none()
+    }
+
+    pub(crate) fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_depth(&self, depth: usize) {
+        self.depth.store(depth, Ordering::Relaxed);
+    }
+
+    /// Whether `other` belongs to the same System: services of one System share its
+    /// observation switch, made once per System.
+    pub(crate) fn same_system(&self, other: &Core) -> bool {
+        Arc::ptr_eq(&self.observe, &other.observe)
     }
 }
 
@@ -661,7 +687,7 @@ pub(crate) struct Prefix<'a>(&'a Core);
 impl fmt::Display for Prefix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[^")?;
-        for _ in 0..self.0.depth {
+        for _ in 0..self.0.depth() {
             f.write_str("-")?;
         }
         write!(f, "{}]", self.0.shortlabel)

@@ -100,7 +100,7 @@ impl<A: Service> Context<A> {
 
     /// Depth in the service tree: 0 for a root.
     pub fn depth(&self) -> usize {
-        self.core().depth
+        self.core().depth()
     }
 
     /// How many times this service was restarted.
@@ -452,6 +452,136 @@ impl<A: Service> Context<A> {
         Ok(addr)
     }
 
+    /// Adopts `service`, a running root (spawned with [`System::spawn`](crate::System::spawn)),
+    /// as a child of this service: Mode's `add_dependency` of an instance that was already
+    /// started. From then on it is a child like the others: this service stops it with its
+    /// own stop (children newest first, the adopted one the newest), restarts it with its own
+    /// restart, and hears its crash ([`Service::on_child_crashed`]). It leaves the System's
+    /// roots (so [`System::shutdown`](crate::System::shutdown) stops it through this service),
+    /// its depth (and so its log prefix) changes at once and its subtree's as each of them
+    /// next runs, and the registry's graph shows it under this service. It keeps running:
+    /// adopting starts and stops nothing.
+    ///
+    /// A restart (by this service, or a supervisor's) restarts it in place: its factory builds
+    /// a fresh instance if it was spawned from one, else its own value is reset with
+    /// [`Service::on_init`].
+    ///
+    /// Adopting a service that is already a child of this one does nothing.
+    ///
+    /// # Errors
+    /// - [`Error::Stopped`]: it has stopped for good.
+    /// - [`Error::WouldCycle`]: it is this service or one of its ancestors.
+    /// - [`Error::AlreadyHasParent`]: it is another service's child.
+    /// - [`Error::NotAdoptable`]: it belongs to another System, or is the registry.
+    ///
+    /// Nothing changes when it fails.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    ///
+    /// struct Pool;
+    /// impl Service for Pool {}
+    ///
+    /// struct App;
+    /// impl Service for App {}
+    ///
+    /// struct Adopt(ServiceRef);
+    /// impl Handler<Adopt> for App {
+    ///     type Reply = Result<(), Error>;
+    ///     async fn handle(&mut self, Adopt(s): Adopt, ctx: &mut Context<Self>) -> Self::Reply {
+    ///         ctx.adopt(&s)
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let pool = system.spawn(Pool).await?;       // started on its own, a root
+    /// let app = system.spawn(App).await?;
+    /// app.ask(Adopt(pool.service_ref())).await??;
+    /// assert_eq!(pool.parent().map(|p| p.id()), Some(app.id()));
+    /// assert_eq!(system.roots().len(), 1);
+    /// app.stop().await?;                           // stops the pool first
+    /// assert!(pool.is_terminated());
+    /// # system.shutdown().await }
+    /// ```
+    pub fn adopt(&mut self, service: &ServiceRef) -> Result<(), Error> {
+        let me = self.addr.service_ref();
+        let (core, target) = (me.core(), service.core());
+        let label = || target.label.arc();
+        let by = || core.label.arc();
+        if !core.same_system(target) {
+            return Err(Error::NotAdoptable {
+                label: label(),
+                by: by(),
+                why: "it belongs to another System",
+            });
+        }
+        if target.internal {
+            return Err(Error::NotAdoptable {
+                label: label(),
+                by: by(),
+                why: "it is one of the System's own services",
+            });
+        }
+        if target.is_closed() {
+            return Err(Error::Stopped { label: label() });
+        }
+        // One adoption at a time in a System: the checks below and the link are one step.
+        let _adopting = self
+            .host
+            .adoption_lock()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut ancestor = Some(me.clone());
+        while let Some(a) = ancestor {
+            if a.id() == target.id {
+                return Err(Error::WouldCycle {
+                    label: label(),
+                    by: by(),
+                });
+            }
+            ancestor = a.parent();
+        }
+        if !target.is_root() {
+            return match target.parent() {
+                Some(parent) if parent.core().id == core.id => Ok(()),
+                parent => Err(Error::AlreadyHasParent {
+                    label: label(),
+                    by: by(),
+                    parent: parent.map_or_else(
+                        || Arc::from("a parent that has ended"),
+                        |p| p.core().label.arc(),
+                    ),
+                }),
+            };
+        }
+        if target.parent.set(me.downgrade_cell()).is_err() {
+            // Roots are linked only under the lock: nobody else set it.
+            unreachable!("a root's parent is set under the adoption lock");
+        }
+        target.set_depth(core.depth() + 1);
+        // The lane's lock orders this with the end of the service: if the notice lands, the
+        // service reads its parent after this and tells us when it ends; if not, it has ended
+        // (or is ending) as a root.
+        if target
+            .control
+            .send(Control::Notice(Notice::Reparented))
+            .is_err()
+        {
+            return Err(Error::Stopped { label: label() });
+        }
+        self.host.root_adopted(target.id);
+        if !target.internal {
+            self.host.report(super::host::Event::Adopted {
+                id: target.id,
+                parent: core.id,
+            });
+        }
+        self.children.push(service.clone());
+        Ok(())
+    }
+
     /// Watches `service` (any service, not only a child): when it stops for good or crashes,
     /// this service hears it once, in [`Service::on_down`], with the reason. Watching a
     /// service that has already stopped or crashed fires at once. The watch ends when it
@@ -672,7 +802,7 @@ impl<A: Service> Context<A> {
     pub(crate) fn as_parent(&self) -> Parent {
         Parent {
             cell: self.addr.service_ref().downgrade_cell(),
-            depth: self.core().depth,
+            depth: self.core().depth(),
             observe: self.core().observe.clone(),
         }
     }

@@ -132,6 +132,38 @@ pub enum Error {
     /// The [`System`](crate::System) is shutting down and accepts no new services.
     #[error("the system is shutting down")]
     ShuttingDown,
+    /// [`Context::adopt`](crate::Context::adopt) refused: the service already has a parent.
+    /// Only a root (a service spawned with [`System::spawn`](crate::System::spawn)) can be
+    /// adopted; a child stays with its parent.
+    #[error("{label} cannot be adopted by {by}: it is a child of {parent}")]
+    AlreadyHasParent {
+        /// The service that was to be adopted.
+        label: Arc<str>,
+        /// The service that tried to adopt it.
+        by: Arc<str>,
+        /// Its parent (`"a parent that has ended"` if that one is gone).
+        parent: Arc<str>,
+    },
+    /// [`Context::adopt`](crate::Context::adopt) refused: the service is the adopting one or
+    /// one of its ancestors, and the tree would become a cycle.
+    #[error("{label} cannot be adopted by {by}: it is {by} itself or one of its ancestors")]
+    WouldCycle {
+        /// The service that was to be adopted.
+        label: Arc<str>,
+        /// The service that tried to adopt it.
+        by: Arc<str>,
+    },
+    /// [`Context::adopt`](crate::Context::adopt) refused: the service belongs to another
+    /// System, or is one of the System's own services (the registry).
+    #[error("{label} cannot be adopted by {by}: {why}")]
+    NotAdoptable {
+        /// The service that was to be adopted.
+        label: Arc<str>,
+        /// The service that tried to adopt it.
+        by: Arc<str>,
+        /// Why not.
+        why: &'static str,
+    },
 }
 
 /// `; did you mean "a"?` or `; did you mean "a" or "b"?`, or nothing.
@@ -157,7 +189,10 @@ impl Error {
             | Error::HookFailed { label, .. }
             | Error::WouldDeadlock { label, .. }
             | Error::MaxRestartsExceeded { label, .. }
-            | Error::TaskFailed { label, .. } => Some(label),
+            | Error::TaskFailed { label, .. }
+            | Error::AlreadyHasParent { label, .. }
+            | Error::WouldCycle { label, .. }
+            | Error::NotAdoptable { label, .. } => Some(label),
             Error::ShuttingDown
             | Error::NameTaken { .. }
             | Error::UnknownName { .. }

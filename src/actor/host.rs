@@ -3,7 +3,7 @@
 //! through this trait, so the layer above can change without the kernel knowing.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 use tokio_util::task::task_tracker::TaskTrackerToken;
@@ -27,6 +27,8 @@ pub(crate) enum Event {
     },
     /// A service stopped for good and left the graph.
     Removed { id: Uuid },
+    /// A root service was adopted by `parent` (see `Context::adopt`): it is now its child.
+    Adopted { id: Uuid, parent: Uuid },
 }
 
 /// The services a host gives the actors it hosts. Implemented by the System; handed down to
@@ -59,6 +61,13 @@ pub(crate) trait Host: Any + Send + Sync {
 
     /// A root service ended for good.
     fn root_ended(&self, id: Uuid);
+
+    /// A root service was adopted by another service: it is no longer a root.
+    fn root_adopted(&self, id: Uuid);
+
+    /// Held while a root is adopted, so two adoptions cannot race into a cycle (A adopting B
+    /// while B adopts A). Held briefly, never across an await.
+    fn adoption_lock(&self) -> &Mutex<()>;
 
     /// The host as `Any`, so the layer that implements it can find itself again (the
     /// System's `Context::system`).

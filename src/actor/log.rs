@@ -167,6 +167,6 @@ pub(crate) fn service_span(core: &Core) -> Span {
         "service",
         label = %core.label,
         id = %core.id,
-        depth = core.depth
+        depth = core.depth()
     )
 }

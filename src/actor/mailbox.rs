@@ -142,6 +142,9 @@ pub(crate) enum Notice {
     Stopped { child: Uuid, run: u32 },
     /// A service this one watches is down.
     Down(Box<Down>),
+    /// This service's tree was adopted (or its parent's was): its depth changed, its
+    /// children's depths follow.
+    Reparented,
 }
 
 impl Control {

@@ -181,6 +181,19 @@ impl Registry {
                     parent.children.retain(|c| *c != id);
                 }
             }
+            Event::Adopted { id, parent } => {
+                // Both are live when it is reported (the adopter from its own task); an entry
+                // already removed means the service ended meanwhile: nothing to move.
+                if !self.entries.contains_key(&parent) {
+                    return;
+                }
+                if let Some(entry) = self.entries.get_mut(&id) {
+                    entry.parent = Some(parent);
+                    if let Some(p) = self.entries.get_mut(&parent) {
+                        p.children.push(id);
+                    }
+                }
+            }
         }
     }
 

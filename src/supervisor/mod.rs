@@ -136,7 +136,7 @@ impl Supervisor {
     }
 
     /// Takes `child` on with `policy`.
-    fn adopt(&mut self, ctx: &mut Context<Self>, child: &ServiceRef, policy: RestartPolicy) {
+    fn take_on(&mut self, ctx: &mut Context<Self>, child: &ServiceRef, policy: RestartPolicy) {
         child.core().set_parent_tag(policy.tag());
         ctx.decide_stops_of(child, policy == RestartPolicy::Permanent);
         self.children.insert(
@@ -318,7 +318,7 @@ impl Service for Supervisor {
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
         for (add, policy) in std::mem::take(&mut self.initial) {
             let child = add(ctx);
-            self.adopt(ctx, &child, policy);
+            self.take_on(ctx, &child, policy);
         }
         Ok(())
     }
@@ -421,13 +421,32 @@ impl Handler<Supervise> for Supervisor {
 
     async fn handle(&mut self, msg: Supervise, ctx: &mut Context<Self>) -> Self::Reply {
         let child = (msg.add)(ctx);
-        self.adopt(ctx, &child, msg.policy);
+        self.take_on(ctx, &child, msg.policy);
         if let Err(e) = child.start().await {
             self.children.remove(&child.id());
             let _ = ctx.remove_dependency(&child).await;
             return Err(e);
         }
         Ok(child)
+    }
+}
+
+/// Adopts a running root as a child (see [`Addr::<Supervisor>::adopt`]).
+struct Adopt {
+    service: ServiceRef,
+    policy: RestartPolicy,
+}
+
+impl Handler<Adopt> for Supervisor {
+    type Reply = Result<(), Error>;
+
+    async fn handle(&mut self, msg: Adopt, ctx: &mut Context<Self>) -> Self::Reply {
+        if ctx.children().contains(&msg.service) {
+            return Ok(());
+        }
+        ctx.adopt(&msg.service)?;
+        self.take_on(ctx, &msg.service, msg.policy);
+        Ok(())
     }
 }
 
@@ -483,6 +502,42 @@ impl Addr<Supervisor> {
         Ok(child
             .downcast::<T::Service>()
             .expect("the child was built from a spec of this type"))
+    }
+
+    /// Supervises `service`, a running root (spawned with
+    /// [`System::spawn`](crate::System::spawn)), from now on, with `policy`: it becomes the
+    /// newest child (see [`Context::adopt`] for what adopting means). It keeps running; when
+    /// it crashes, the strategy restarts it in place (a fresh instance if it was spawned from
+    /// a factory, else its own value reset with [`Service::on_init`]), and the supervisor's
+    /// stop stops it. Adopting one of its own children does nothing.
+    ///
+    /// # Errors
+    /// As [`Context::adopt`] ([`Error::AlreadyHasParent`], [`Error::WouldCycle`],
+    /// [`Error::Stopped`], [`Error::NotAdoptable`]); or the supervisor's own state.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    /// use modo::supervisor::RestartPolicy;
+    ///
+    /// struct Cache;
+    /// impl Service for Cache {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let cache = system.spawn(Cache).await?;
+    /// let sup = system.spawn(Supervisor::builder().build()).await?;
+    /// sup.adopt(&cache, RestartPolicy::Permanent).await?;
+    /// cache.crash("boom");                                  // restarted in place
+    /// cache.wait_until(|c| c.restart_count() == 1 && c.is_started()).await;
+    /// # system.shutdown().await }
+    /// ```
+    pub async fn adopt(&self, service: &ServiceRef, policy: RestartPolicy) -> Result<(), Error> {
+        self.ask(Adopt {
+            service: service.clone(),
+            policy,
+        })
+        .await?
     }
 
     /// Stops `child` for good and stops supervising it.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::super::addr::ServiceRef;
 use super::super::context::Phase;
 use super::super::error::CrashReason;
-use super::super::mailbox::Notice;
+use super::super::mailbox::{Control, Notice};
 use super::super::service::{ChildAction, Service};
 use super::super::watch::{Down, DownReason};
 use super::{Flow, Runner};
@@ -37,6 +37,17 @@ impl<A: Service> Runner<A> {
                 _ => Flow::Continue,
             },
             Notice::Down(down) => self.watched_down(*down).await,
+            Notice::Reparented => {
+                let depth = self.cell.core.depth() + 1;
+                for child in &self.ctx.children {
+                    child.core().set_depth(depth);
+                    let _ = child
+                        .core()
+                        .control
+                        .send(Control::Notice(Notice::Reparented));
+                }
+                Flow::Continue
+            }
         }
     }
 

@@ -173,7 +173,7 @@ impl<A: Service> Runner<A> {
         let core = &self.cell.core;
         let reason = core.record_crash(reason);
         core.signal_stop();
-        let root = core.parent.is_none();
+        let root = core.is_root();
         if root {
             // A crashed root ends for good (see `after_crash`).
             self.close_user_lane();
