@@ -1,6 +1,7 @@
 //! Supervisors: each strategy with three children where the second crashes, restart
 //! policies, intensity and its escalation through two levels, backoff under paused time,
-//! mailboxes kept across restarts, and a panic stress test.
+//! mailboxes kept across restarts, a panic stress test, and children inserted at a position
+//! (`insert`), which rest-for-one restarts by.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -508,5 +509,112 @@ async fn build_time_children_are_supervised_too() {
         .wait_until(|k| k.restart_count() == 1 && k.is_started())
         .await;
     assert!(sup.service_operational(&kids[1]));
+    system.shutdown().await.unwrap();
+}
+
+fn names(children: &[ServiceRef]) -> Vec<String> {
+    children.iter().map(|c| c.label().to_owned()).collect()
+}
+
+/// A child inserted in the middle takes that place in the order: rest-for-one restarts it and
+/// exactly the children after it.
+#[tokio::test]
+async fn insert_places_a_child_where_rest_for_one_restarts_from() {
+    let system = System::new();
+    let sup = system
+        .spawn(Supervisor::builder().strategy(Strategy::RestForOne).build())
+        .await
+        .unwrap();
+    let a = sup.supervise(worker("a")).await.unwrap();
+    let c = sup.supervise(worker("c")).await.unwrap();
+    let b = sup
+        .insert(
+            1,
+            ServiceSpec::from_factory(worker("b")),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap();
+    assert!(b.is_started());
+    let first = sup
+        .insert(
+            0,
+            ServiceSpec::from_factory(worker("first")),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap();
+    let last = sup
+        .insert(
+            4,
+            ServiceSpec::from_factory(worker("last")),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&sup.children().await.unwrap()),
+        ["first", "a", "b", "c", "last"]
+    );
+    let all = [&first, &a, &b, &c, &last];
+    let counts = || all.map(|k| k.restart_count());
+
+    b.crash("b fails");
+    b.wait_until(|k| k.restart_count() == 1 && k.is_started())
+        .await;
+    sup.children().await.unwrap();
+    assert_eq!(counts(), [0, 0, 1, 1, 1], "b and what comes after it");
+    assert!(all.iter().all(|k| k.state() == ServiceState::Running));
+
+    a.crash("a fails");
+    a.wait_until(|k| k.restart_count() == 1 && k.is_started())
+        .await;
+    sup.children().await.unwrap();
+    assert_eq!(counts(), [0, 1, 2, 2, 2]);
+    system.shutdown().await.unwrap();
+}
+
+/// An index past the end is refused with a typed error, and nothing is spawned or changed;
+/// a child whose start fails is not kept either.
+#[tokio::test]
+async fn insert_past_the_end_is_a_typed_error() {
+    let system = System::new();
+    let sup = system
+        .spawn(Supervisor::builder().label("sup").build())
+        .await
+        .unwrap();
+    sup.supervise(worker("a")).await.unwrap();
+    let live = system.live_actors();
+    let err = sup
+        .insert(
+            2,
+            ServiceSpec::from_factory(worker("far")),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::ChildIndexOutOfRange { label, index, len } => {
+            assert_eq!((&**label, *index, *len), ("sup", 2, 1));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        "sup has 1 children: cannot insert one at 2"
+    );
+    assert_eq!(names(&sup.children().await.unwrap()), ["a"]);
+    assert_eq!(system.live_actors(), live, "nothing was spawned");
+
+    let failing = ServiceSpec::from_indexed_factory(|index| Loop {
+        attempts: Arc::new(AtomicU32::new(0)),
+        index: index + 1,
+    });
+    let err = sup
+        .insert(0, failing, RestartPolicy::Permanent)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::HookFailed { .. }), "{err:?}");
+    assert_eq!(names(&sup.children().await.unwrap()), ["a"]);
     system.shutdown().await.unwrap();
 }

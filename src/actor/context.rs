@@ -427,10 +427,71 @@ impl<A: Service> Context<A> {
     /// step, start it yourself or use [`add_runtime_dependency`](Self::add_runtime_dependency).
     /// It is stopped before this service finishes stopping, in reverse order.
     pub fn add_dependency<T: IntoServiceSpec>(&mut self, service: T) -> Addr<T::Service> {
+        let addr = self.spawn_child(service);
+        self.children.push(addr.service_ref());
+        addr
+    }
+
+    /// Adds a child service at `index` in this service's children (0: the first), instead of
+    /// after the others: the order children start in (and stop in, reversed), which a
+    /// [`Strategy::RestForOne`](crate::Strategy::RestForOne) supervisor restarts by. Like
+    /// [`add_dependency`](Self::add_dependency), it is not started here unless this service's
+    /// start sequence is still to reach its children.
+    ///
+    /// # Errors
+    /// [`Error::ChildIndexOutOfRange`] if `index` is past the end (more than the number of
+    /// children); nothing is spawned then.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    ///
+    /// struct Step(&'static str);
+    /// impl Service for Step {
+    ///     fn label(&self) -> std::borrow::Cow<'static, str> { self.0.into() }
+    /// }
+    ///
+    /// struct Pipeline;
+    /// impl Service for Pipeline {
+    ///     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+    ///         ctx.add_dependency(Step("read"));
+    ///         ctx.add_dependency(Step("write"));
+    ///         ctx.insert_dependency(1, Step("parse"))?;
+    ///         assert!(ctx.insert_dependency(9, Step("late")).is_err());
+    ///         let order: Vec<&str> = ctx.children().iter().map(|c| c.label()).collect();
+    ///         assert_eq!(order, ["read", "parse", "write"]);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// system.spawn(Pipeline).await?;
+    /// # system.shutdown().await }
+    /// ```
+    pub fn insert_dependency<T: IntoServiceSpec>(
+        &mut self,
+        index: usize,
+        service: T,
+    ) -> Result<Addr<T::Service>, Error> {
+        let len = self.children.len();
+        if index > len {
+            return Err(Error::ChildIndexOutOfRange {
+                label: self.core().label.arc(),
+                index,
+                len,
+            });
+        }
+        let addr = self.spawn_child(service);
+        self.children.insert(index, addr.service_ref());
+        Ok(addr)
+    }
+
+    /// Builds `service` as a child of this one and launches its task (not yet started).
+    fn spawn_child<T: IntoServiceSpec>(&mut self, service: T) -> Addr<T::Service> {
         let observe = self.core().observe.clone();
         let (addr, launch) = runner::build(service.into_spec(), Some(self.as_parent()), observe);
         launch.spawn(&self.host);
-        self.children.push(addr.service_ref());
         addr
     }
 

@@ -132,6 +132,18 @@ pub enum Error {
     /// The [`System`](crate::System) is shutting down and accepts no new services.
     #[error("the system is shutting down")]
     ShuttingDown,
+    /// A child was to be inserted past the end of a service's children
+    /// ([`Context::insert_dependency`](crate::Context::insert_dependency), a supervisor's
+    /// `insert`).
+    #[error("{label} has {len} children: cannot insert one at {index}")]
+    ChildIndexOutOfRange {
+        /// The parent's label.
+        label: Arc<str>,
+        /// The index asked for.
+        index: usize,
+        /// How many children it has (the largest valid index).
+        len: usize,
+    },
     /// [`Context::adopt`](crate::Context::adopt) refused: the service already has a parent.
     /// Only a root (a service spawned with [`System::spawn`](crate::System::spawn)) can be
     /// adopted; a child stays with its parent.
@@ -190,6 +202,7 @@ impl Error {
             | Error::WouldDeadlock { label, .. }
             | Error::MaxRestartsExceeded { label, .. }
             | Error::TaskFailed { label, .. }
+            | Error::ChildIndexOutOfRange { label, .. }
             | Error::AlreadyHasParent { label, .. }
             | Error::WouldCycle { label, .. }
             | Error::NotAdoptable { label, .. } => Some(label),

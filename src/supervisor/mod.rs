@@ -431,6 +431,32 @@ impl Handler<Supervise> for Supervisor {
     }
 }
 
+/// Adds a child at a position (see [`Addr::<Supervisor>::insert`]).
+struct Insert {
+    index: usize,
+    add: InsertChild,
+    policy: RestartPolicy,
+}
+
+/// Adds a child to a supervisor's context at an index; returns its handle.
+type InsertChild =
+    Box<dyn FnOnce(&mut Context<Supervisor>, usize) -> Result<ServiceRef, Error> + Send>;
+
+impl Handler<Insert> for Supervisor {
+    type Reply = Result<ServiceRef, Error>;
+
+    async fn handle(&mut self, msg: Insert, ctx: &mut Context<Self>) -> Self::Reply {
+        let child = (msg.add)(ctx, msg.index)?;
+        self.take_on(ctx, &child, msg.policy);
+        if let Err(e) = child.start().await {
+            self.children.remove(&child.id());
+            let _ = ctx.remove_dependency(&child).await;
+            return Err(e);
+        }
+        Ok(child)
+    }
+}
+
 /// Adopts a running root as a child (see [`Addr::<Supervisor>::adopt`]).
 struct Adopt {
     service: ServiceRef,
@@ -499,6 +525,53 @@ impl Addr<Supervisor> {
     ) -> Result<Addr<T::Service>, Error> {
         let add: AddChild = Box::new(move |ctx| ctx.add_dependency(spec).service_ref());
         let child = self.ask(Supervise { add, policy }).await??;
+        Ok(child
+            .downcast::<T::Service>()
+            .expect("the child was built from a spec of this type"))
+    }
+
+    /// Adds and starts a child from any spec, like [`supervise_with`](Self::supervise_with),
+    /// at `index` in the supervisor's children (0: the first; the number of children: the
+    /// last) instead of after them. The order matters to
+    /// [`Strategy::RestForOne`](crate::Strategy::RestForOne), which restarts a crashed child
+    /// and the ones after it, and to the stop, which goes in reverse.
+    ///
+    /// # Errors
+    /// [`Error::ChildIndexOutOfRange`] if `index` is past the end (nothing is spawned);
+    /// otherwise as [`supervise`](Self::supervise).
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    /// use modo::supervisor::RestartPolicy;
+    ///
+    /// struct Stage(&'static str);
+    /// impl Service for Stage {
+    ///     fn label(&self) -> std::borrow::Cow<'static, str> { self.0.into() }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), modo::Error> {
+    /// let system = System::new();
+    /// let sup = system.spawn(Supervisor::builder().strategy(Strategy::RestForOne).build()).await?;
+    /// sup.supervise(|| Stage("db")).await?;
+    /// sup.supervise(|| Stage("web")).await?;
+    /// // The cache must restart whenever the db does, and the web with it.
+    /// sup.insert(1, ServiceSpec::from_factory(|| Stage("cache")), RestartPolicy::Permanent).await?;
+    /// let order: Vec<String> = sup.children().await?.iter().map(|c| c.label().to_owned()).collect();
+    /// assert_eq!(order, ["db", "cache", "web"]);
+    /// let late = sup.insert(5, Stage("late"), RestartPolicy::Permanent).await;
+    /// assert!(matches!(late, Err(Error::ChildIndexOutOfRange { index: 5, len: 3, .. })));
+    /// # system.shutdown().await }
+    /// ```
+    pub async fn insert<T: IntoServiceSpec>(
+        &self,
+        index: usize,
+        spec: T,
+        policy: RestartPolicy,
+    ) -> Result<Addr<T::Service>, Error> {
+        let add: InsertChild =
+            Box::new(move |ctx, index| ctx.insert_dependency(index, spec).map(|a| a.service_ref()));
+        let child = self.ask(Insert { index, add, policy }).await??;
         Ok(child
             .downcast::<T::Service>()
             .expect("the child was built from a spec of this type"))
