@@ -38,6 +38,14 @@
 //!   after the restart, in order.
 //! - More than `max_restarts` restarts within `over` stop the children and crash the
 //!   supervisor with [`Error::MaxRestartsExceeded`]; its own supervisor handles that crash.
+//!   A restart is counted when it is decided, before its backoff.
+//! - A backoff does not hold the supervisor up: the restart is scheduled (a timer task of the
+//!   supervisor's run, named `<label>.backoff(<child>)`) and the supervisor goes on handling
+//!   other children's crashes and its requests. A crash of a child that a pending restart
+//!   will restart anyway (a sibling's one-for-all or rest-for-one group) is not counted or
+//!   restarted again; a group restart drops the pending restarts of the children it
+//!   restarts. The supervisor's stop (or restart) cancels what is pending; a discarded child
+//!   leaves it.
 
 mod strategy;
 
@@ -53,7 +61,7 @@ pub use strategy::{Backoff, RestartPolicy, Strategy};
 use crate::actor::mailbox::{Control, Stop};
 use crate::{
     Addr, ChildAction, Context, CrashReason, Error, Handler, HookResult, IntoServiceSpec, Service,
-    ServiceRef, ServiceSpec, ServiceState,
+    ServiceRef, ServiceSpec, ServiceState, TaskHandle,
 };
 
 /// Adds a child to a supervisor's context; returns its handle.
@@ -73,7 +81,27 @@ pub struct Supervisor {
     /// Children given to the builder, added at the first start.
     initial: Vec<(AddChild, RestartPolicy)>,
     children: HashMap<Uuid, ChildInfo>,
+    /// Restarts waiting out their backoff, in the order they were decided.
+    pending: Vec<Pending>,
+    /// Numbers the pending restarts of this run.
+    tickets: u64,
 }
+
+/// A restart decided but waiting out its backoff: a timer task (cancelled with the
+/// supervisor's run) tells the supervisor [`RestartDue`] with the ticket.
+struct Pending {
+    ticket: Ticket,
+    /// The child whose crash (or failed restart) it answers.
+    crashed: ServiceRef,
+    /// What the restart restarts, in order (the crashed child among them).
+    group: Vec<ServiceRef>,
+    reason: String,
+    timer: TaskHandle,
+}
+
+/// A pending restart's number: the supervisor's run (its restart count) and a count within
+/// it, so a `RestartDue` left in the mailbox by an earlier run never matches.
+type Ticket = (u32, u64);
 
 #[derive(Debug, Clone, Copy)]
 struct ChildInfo {
@@ -91,6 +119,7 @@ impl fmt::Debug for Supervisor {
             .field("over", &self.intensity.over)
             .field("backoff", &self.backoff)
             .field("children", &self.children.len())
+            .field("pending_restarts", &self.pending.len())
             .finish()
     }
 }
@@ -195,8 +224,8 @@ impl Supervisor {
         }
     }
 
-    /// Waits the backoff before restarting `child`; false if the supervisor is stopping.
-    async fn back_off(&mut self, ctx: &Context<Self>, child: &ServiceRef) -> bool {
+    /// The backoff before the next restart of `child`: one more restart in a row.
+    fn next_delay(&mut self, child: &ServiceRef) -> Duration {
         let now = tokio::time::Instant::now();
         let longest = self.backoff.longest().max(self.intensity.over);
         let info = self.children.entry(child.id()).or_insert(ChildInfo {
@@ -211,21 +240,84 @@ impl Supervisor {
             info.in_a_row = 0;
         }
         info.in_a_row += 1;
-        let delay = self.backoff.delay(info.in_a_row);
-        let ok = delay.is_zero() || ctx.sleep(delay).await;
-        if let Some(info) = self.children.get_mut(&child.id()) {
-            info.last_restart = Some(tokio::time::Instant::now());
+        self.backoff.delay(info.in_a_row)
+    }
+
+    /// Whether a restart waiting out its backoff will restart `child` (it is in its group).
+    fn is_pending(&self, child: &ServiceRef) -> bool {
+        self.pending.iter().any(|p| p.group.contains(child))
+    }
+
+    /// What a crash of `child` restarts, by the strategy, in start order.
+    fn group_of(&self, ctx: &Context<Self>, child: &ServiceRef) -> Vec<ServiceRef> {
+        let all = ctx.children();
+        let position = all.iter().position(|c| c == child).unwrap_or(0);
+        match self.strategy {
+            Strategy::OneForAll => all.to_vec(),
+            Strategy::RestForOne => all[position..].to_vec(),
+            _ => vec![child.clone()],
         }
-        ok
+    }
+
+    /// Restarts `group` after `delay`, without waiting here: a timer task of this run tells
+    /// the supervisor when it is due, and meanwhile it handles other crashes and requests.
+    fn schedule(
+        &mut self,
+        ctx: &mut Context<Self>,
+        crashed: &ServiceRef,
+        group: Vec<ServiceRef>,
+        delay: Duration,
+        reason: String,
+    ) {
+        self.tickets += 1;
+        let ticket = (ctx.restart_count(), self.tickets);
+        let me = ctx.myself().downgrade();
+        let stop = ctx.stop_signal();
+        let name = format!("{}.backoff({})", self.label, crashed.label());
+        let timer = ctx.spawn_named(name, async move {
+            if stop.sleep(delay).await
+                && let Some(me) = me.upgrade()
+            {
+                let _ = me.tell(RestartDue(ticket)).await;
+            }
+        });
+        tracing::info!(
+            target: "modo",
+            "{}: backing off {delay:?} before restarting {}",
+            ctx.log().prefix(),
+            crashed.label()
+        );
+        self.pending.push(Pending {
+            ticket,
+            crashed: crashed.clone(),
+            group,
+            reason,
+            timer,
+        });
+    }
+
+    /// Drops the pending restarts of the children in `group`, which are being restarted (or
+    /// discarded) now: a child is not restarted twice for one crash.
+    fn cancel_pending_of(&mut self, group: &[ServiceRef]) {
+        self.pending.retain(|p| {
+            let covered = group.contains(&p.crashed);
+            if covered {
+                p.timer.abort();
+            }
+            !covered
+        });
     }
 
     /// Restarts `group` (in order) after stopping the healthy ones among them in reverse.
+    /// A restart that fails is another crash: counted against the intensity, then retried
+    /// (with the rest of the group) after its backoff, or at once without one.
     async fn restart_group(
         &mut self,
         ctx: &mut Context<Self>,
         crashed: &ServiceRef,
         group: Vec<ServiceRef>,
     ) {
+        self.cancel_pending_of(&group);
         for sibling in group.iter().rev().filter(|c| *c != crashed) {
             let _ = sibling
                 .core()
@@ -234,9 +326,10 @@ impl Supervisor {
                 })
                 .await;
         }
-        for child in &group {
-            // A restart that fails is another crash: counted, backed off and retried, until
-            // it works or the intensity is exceeded.
+        for (i, child) in group.iter().enumerate() {
+            if let Some(info) = self.children.get_mut(&child.id()) {
+                info.last_restart = Some(tokio::time::Instant::now());
+            }
             while let Err(e) = child.restart().await {
                 self.event(ctx, child, "restart failed for", &e);
                 if child.is_terminated() {
@@ -245,7 +338,12 @@ impl Supervisor {
                     self.children.remove(&child.id());
                     break;
                 }
-                if !self.allow_restart(ctx) || !self.back_off(ctx, child).await {
+                if !self.allow_restart(ctx) {
+                    return;
+                }
+                let delay = self.next_delay(child);
+                if !delay.is_zero() {
+                    self.schedule(ctx, child, group[i..].to_vec(), delay, e.to_string());
                     return;
                 }
             }
@@ -272,7 +370,9 @@ impl SupervisorBuilder {
         self
     }
 
-    /// The wait before each restart (default none).
+    /// The wait before each restart (default none), by how many times in a row the child was
+    /// restarted. The supervisor does not wait in the meantime: it restarts other children,
+    /// answers requests, and cancels the wait if it stops.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -305,14 +405,19 @@ impl SupervisorBuilder {
             label: self.label,
             initial: self.initial,
             children: HashMap::new(),
+            pending: Vec::new(),
+            tickets: 0,
         }
     }
 }
 
 impl Service for Supervisor {
     fn on_init(&mut self) {
-        // A restarted supervisor starts with a clean window.
+        // A restarted supervisor starts with a clean window. Its restart restarted every
+        // child: the restarts that were waiting out a backoff are moot (their timers ended
+        // with the last run).
         self.intensity.reset();
+        self.pending.clear();
     }
 
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
@@ -361,6 +466,17 @@ impl Service for Supervisor {
             }
             _ => {}
         }
+        if self.is_pending(child) {
+            // A restart waiting out its backoff restarts it anyway (a group restart of a
+            // sibling that crashed first): one restart, not two.
+            tracing::debug!(
+                target: "modo",
+                "{}: {} crashed ({reason}); a pending restart covers it",
+                ctx.log().prefix(),
+                child.label()
+            );
+            return ChildAction::Keep;
+        }
         if Self::policy(child) == RestartPolicy::Temporary {
             self.event(ctx, child, "not restarting temporary", reason);
             self.children.remove(&child.id());
@@ -369,18 +485,14 @@ impl Service for Supervisor {
         if !self.allow_restart(ctx) {
             return ChildAction::Keep;
         }
-        if !self.back_off(ctx, child).await {
-            return ChildAction::Keep;
+        let delay = self.next_delay(child);
+        let group = self.group_of(ctx, child);
+        if delay.is_zero() {
+            self.event(ctx, child, "restarting", reason);
+            self.restart_group(ctx, child, group).await;
+        } else {
+            self.schedule(ctx, child, group, delay, reason.to_string());
         }
-        let all = ctx.children().to_vec();
-        let position = all.iter().position(|c| c == child).unwrap_or(0);
-        let group = match self.strategy {
-            Strategy::OneForAll => all,
-            Strategy::RestForOne => all[position..].to_vec(),
-            _ => vec![child.clone()],
-        };
-        self.event(ctx, child, "restarting", reason);
-        self.restart_group(ctx, child, group).await;
         ChildAction::Keep
     }
 
@@ -484,7 +596,43 @@ impl Handler<Discard> for Supervisor {
 
     async fn handle(&mut self, Discard(child): Discard, ctx: &mut Context<Self>) -> Self::Reply {
         self.children.remove(&child.id());
+        // Its own pending restart goes; a group restart waiting for another child goes on
+        // without it.
+        self.cancel_pending_of(std::slice::from_ref(&child));
+        for pending in &mut self.pending {
+            pending.group.retain(|c| *c != child);
+        }
         ctx.remove_dependency(&child).await
+    }
+}
+
+/// A pending restart's backoff is over (sent by its timer task).
+struct RestartDue(Ticket);
+
+impl Handler<RestartDue> for Supervisor {
+    type Reply = ();
+
+    async fn handle(&mut self, RestartDue(ticket): RestartDue, ctx: &mut Context<Self>) {
+        let Some(i) = self.pending.iter().position(|p| p.ticket == ticket) else {
+            // Cancelled meanwhile (covered by a group restart, discarded, or an earlier run).
+            return;
+        };
+        let Pending {
+            crashed,
+            group,
+            reason,
+            ..
+        } = self.pending.remove(i);
+        if !ctx.children().contains(&crashed) {
+            // It ended for good meanwhile: nothing to restart for it.
+            return;
+        }
+        let group: Vec<ServiceRef> = group
+            .into_iter()
+            .filter(|c| ctx.children().contains(c))
+            .collect();
+        self.event(ctx, &crashed, "restarting", &reason);
+        self.restart_group(ctx, &crashed, group).await;
     }
 }
 
