@@ -503,6 +503,161 @@ mod in_process {
         assert_eq!(exit.code(), 0, "{exit:?}");
     }
 
+    use modo::testkit::{Journal, Recorder};
+    use modo::{Hook, ServiceSpec};
+    use std::time::Duration;
+
+    /// A Worker for these tests: no logging set-up, no signal handlers, no detector.
+    fn quiet(worker: Worker) -> Worker {
+        worker
+            .override_logging(false)
+            .handle_signals(false)
+            .detect_blocking(false)
+    }
+
+    async fn bounded(worker: Worker) -> WorkerExit {
+        tokio::time::timeout(Duration::from_secs(10), worker.run())
+            .await
+            .expect("the Worker ends by itself")
+    }
+
+    /// on_execute after the services started, with the tree at hand; on_worker_shutdown last,
+    /// after they stopped, with the exit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_worker_hooks_run_after_the_start_and_after_the_stop() {
+        let journal = Journal::new();
+        let (on_execute, on_shutdown) = (journal.clone(), journal.clone());
+        let worker = Worker::new(ServiceSpec::new(Recorder::new("App", &journal)).name("app"))
+            .daemon(false)
+            .on_execute(move |system| async move {
+                let app = system.lookup::<Recorder>("app")?;
+                on_execute.push(format!("on_execute: app {}", app.state()));
+                Ok(())
+            })
+            .on_worker_shutdown(move |exit| {
+                on_shutdown.push(format!("on_worker_shutdown: {}", exit.code()))
+            });
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 0, "{exit:?}");
+        let entries = journal.take();
+        let from = entries.iter().position(|e| e == "App:on_started").unwrap();
+        assert_eq!(
+            entries[from..],
+            [
+                "App:on_started",
+                "on_execute: app running",
+                "App:on_stop",
+                "App:on_shutdown",
+                "on_worker_shutdown: 0",
+            ]
+        );
+    }
+
+    /// Stops itself when told to.
+    struct Job;
+    impl Service for Job {}
+    struct Finish;
+    impl Handler<Finish> for Job {
+        type Reply = ();
+        async fn handle(&mut self, _: Finish, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    /// A daemon Worker waits for its services after on_execute: here on_execute hands the Job
+    /// its work, and the Worker ends once the Job has stopped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_daemon_waits_for_its_services_after_on_execute() {
+        let journal = Journal::new();
+        let on_execute = journal.clone();
+        let worker =
+            Worker::new(ServiceSpec::new(Job).name("job")).on_execute(move |system| async move {
+                let job = system.lookup::<Job>("job")?;
+                job.tell(Finish).await?;
+                on_execute.push("on_execute told the job");
+                Ok(())
+            });
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 0, "{exit:?}");
+        assert_eq!(journal.take(), ["on_execute told the job"]);
+    }
+
+    /// An error from on_execute is the run's error: the tree stops in order (a daemon does not
+    /// wait for a signal), the exit code is 1, and on_worker_shutdown still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_on_execute_stops_the_tree_in_order_with_code_1() {
+        let journal = Journal::new();
+        let on_shutdown = journal.clone();
+        let worker = Worker::new(
+            Recorder::new("App", &journal).with_children(vec![Recorder::new("Db", &journal)]),
+        )
+        .on_execute(|_| async { Err("no work to do".into()) })
+        .on_worker_shutdown(move |exit| {
+            on_shutdown.push(format!("on_worker_shutdown: {}", exit.code()))
+        });
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 1);
+        let WorkerExit::Failed(e) = &exit else {
+            panic!("{exit:?}")
+        };
+        assert!(
+            matches!(e, modo::Error::HookFailed { hook: Hook::OnExecute, label, .. } if &**label == "Worker"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "on_execute of Worker failed: no work to do");
+        journal.assert_order(&[
+            "App:on_started",
+            "App:on_stop",
+            "Db:on_stop",
+            "Db:on_shutdown",
+            "App:on_shutdown",
+            "on_worker_shutdown: 1",
+        ]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_on_execute_fails_the_run() {
+        let worker = Worker::new(Plain).on_execute(|_| async {
+            if true {
+                panic!("bad input");
+            }
+            Ok(())
+        });
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 1);
+        assert!(
+            matches!(&exit, WorkerExit::Failed(modo::Error::Crashed { reason, .. }) if reason.is_panic()),
+            "{exit:?}"
+        );
+    }
+
+    /// A service that fails to start: on_execute never runs, on_worker_shutdown does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_execute_does_not_run_when_the_start_fails() {
+        let journal = Journal::new();
+        let (on_execute, on_shutdown) = (journal.clone(), journal.clone());
+        let worker = Worker::new(FailsToStart)
+            .on_execute(move |_| async move {
+                on_execute.push("on_execute");
+                Ok(())
+            })
+            .on_worker_shutdown(move |exit| {
+                on_shutdown.push(format!("on_worker_shutdown: {}", exit.code()))
+            });
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 1);
+        assert_eq!(journal.take(), ["on_worker_shutdown: 1"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_on_worker_shutdown_fails_a_clean_run() {
+        let worker = Worker::new(Plain)
+            .daemon(false)
+            .on_worker_shutdown(|_| panic!("cannot flush"));
+        let exit = bounded(quiet(worker)).await;
+        assert_eq!(exit.code(), 1, "{exit:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_workers_in_one_process_both_set_up_logging() {
         for _ in 0..2 {

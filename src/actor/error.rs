@@ -264,6 +264,9 @@ pub enum Hook {
     OnThreadStarted,
     /// [`Service::on_thread_stop`](crate::Service::on_thread_stop).
     OnThreadStop,
+    /// The [`Worker`](crate::Worker)'s
+    /// [`on_execute`](crate::Worker::on_execute), run once its services have started.
+    OnExecute,
 }
 
 impl fmt::Display for Hook {
@@ -283,6 +286,7 @@ impl fmt::Display for Hook {
             Hook::OnRestart => "on_restart",
             Hook::OnThreadStarted => "on_thread_started",
             Hook::OnThreadStop => "on_thread_stop",
+            Hook::OnExecute => "on_execute",
         })
     }
 }

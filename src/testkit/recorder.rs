@@ -105,13 +105,17 @@ impl Recorder {
     /// # Errors
     /// [`RecorderError::CannotReturnError`] for `Fail::Err` at [`Hook::OnInit`] or
     /// [`Hook::Dependencies`]; [`RecorderError::NotAHook`] for [`Hook::StartChild`],
-    /// [`Hook::StopChild`], [`Hook::JoinTasks`] and [`Hook::Factory`].
+    /// [`Hook::StopChild`], [`Hook::JoinTasks`], [`Hook::Factory`] and [`Hook::OnExecute`].
     pub fn fail_at(mut self, hook: Hook, how: Fail) -> Result<Self, RecorderError> {
         match hook {
             Hook::OnInit | Hook::Dependencies if how == Fail::Err => {
                 return Err(RecorderError::CannotReturnError { hook });
             }
-            Hook::StartChild | Hook::StopChild | Hook::JoinTasks | Hook::Factory => {
+            Hook::StartChild
+            | Hook::StopChild
+            | Hook::JoinTasks
+            | Hook::Factory
+            | Hook::OnExecute => {
                 return Err(RecorderError::NotAHook { hook });
             }
             Hook::OnInit

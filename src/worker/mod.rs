@@ -29,8 +29,15 @@
 //! - 0: the tree stopped cleanly: every service stopped by itself, or a signal stopped the
 //!   tree, or (with `daemon(false)`) it was stopped as soon as it had started.
 //! - 1 ([`EXIT_FAILURE`]): a root service crashed (the crash reaches the Worker, which crashes
-//!   and stops the rest of the tree), a hook failed while starting or stopping, or the System
-//!   was failed ([`System::fail`]); the reason is printed to stderr.
+//!   and stops the rest of the tree), a hook failed while starting or stopping,
+//!   [`on_execute`](Worker::on_execute) failed, or the System was failed ([`System::fail`]);
+//!   the reason is printed to stderr.
+//!
+//! # Hooks
+//! Mode's Worker hooks, as builder closures: [`on_execute`](Worker::on_execute) runs once the
+//! services have started, before the Worker waits for them (its failure stops the tree in
+//! order and fails the run); [`on_worker_shutdown`](Worker::on_worker_shutdown) runs last,
+//! after the services stopped, with how the run ended.
 //! - 130 ([`EXIT_INTERRUPTED`]): interrupted again during the stop.
 //!
 //! # Blocking detector
@@ -56,19 +63,23 @@ mod blocking;
 mod signals;
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tracing::Level;
 
 use crate::logging::{LogConfig, LogInitError};
 use crate::registry::{Graph, Node};
 use crate::{
-    Addr, ChildAction, Context, CrashReason, Dependency, Down, DownReason, Error, HookResult,
-    Service, ServiceRef, System,
+    Addr, ChildAction, Context, CrashReason, Dependency, Down, DownReason, Error, Hook, HookResult,
+    Service, ServiceRef, SharedError, System,
 };
 
 use blocking::BlockingDetector;
@@ -100,6 +111,26 @@ pub struct Worker {
     daemon: bool,
     handle_signals: bool,
     log_panics: bool,
+    hooks: Hooks,
+}
+
+/// The Worker's own hooks (Mode's `on_execute` and `on_worker_shutdown`).
+#[derive(Default)]
+struct Hooks {
+    on_execute: Option<OnExecute>,
+    on_worker_shutdown: Option<OnWorkerShutdown>,
+}
+
+type OnExecute = Box<dyn FnOnce(System) -> BoxFuture<'static, HookResult> + Send>;
+type OnWorkerShutdown = Box<dyn FnOnce(&WorkerExit) + Send>;
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_execute", &self.on_execute.is_some())
+            .field("on_worker_shutdown", &self.on_worker_shutdown.is_some())
+            .finish()
+    }
 }
 
 /// How a Worker's run ended (see [`Worker::run`]).
@@ -142,7 +173,84 @@ impl Worker {
             daemon: true,
             handle_signals: true,
             log_panics: false,
+            hooks: Hooks::default(),
         }
+    }
+
+    /// Runs `f` once the services have started, before the Worker waits for them (Mode's
+    /// `on_execute`): the program's own work, with the running tree at hand through the
+    /// [`System`] it is given (look services up, spawn more, talk to them). A signal that
+    /// stops the Worker, or the end of the tree, drops it where it is.
+    ///
+    /// `Err` (or a panic) is reported and stops the tree in order, as a crash would: the run
+    /// ends with [`WorkerExit::Failed`] ([`Error::HookFailed`] for [`Hook::OnExecute`], or
+    /// [`Error::Crashed`] for a panic) and exit code 1. With `daemon(false)`, the tree stops
+    /// once `f` has returned.
+    ///
+    /// Mode calls `on_execute` from the Worker's first start, before its services start; here
+    /// it sees them running.
+    ///
+    /// [`Hook::OnExecute`]: crate::Hook::OnExecute
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    /// use modo::Worker;
+    ///
+    /// struct Db;
+    /// impl Service for Db {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exit = Worker::new(ServiceSpec::new(Db).name("db"))
+    ///     .override_logging(false)
+    ///     .handle_signals(false)
+    ///     .daemon(false)
+    ///     .on_execute(|system| async move {
+    ///         let db = system.lookup::<Db>("db")?;
+    ///         assert!(db.is_started());
+    ///         Ok(())
+    ///     })
+    ///     .run()
+    ///     .await;
+    /// assert_eq!(exit.code(), 0);
+    /// # }
+    /// ```
+    pub fn on_execute<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(System) -> Fut + Send + 'static,
+        Fut: Future<Output = HookResult> + Send + 'static,
+    {
+        self.hooks.on_execute = Some(Box::new(move |system| Box::pin(f(system))));
+        self
+    }
+
+    /// Runs `f` at the very end of [`run`](Self::run), after the services have stopped (Mode's
+    /// `on_worker_shutdown`), with how the run ended; also after an interrupted stop (then
+    /// before the services finished stopping). A panic in it is reported and turns a clean
+    /// exit into a failed one.
+    ///
+    /// ```
+    /// use modo::prelude::*;
+    /// use modo::Worker;
+    ///
+    /// struct App;
+    /// impl Service for App {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exit = Worker::new(App)
+    ///     .override_logging(false)
+    ///     .handle_signals(false)
+    ///     .daemon(false)
+    ///     .on_worker_shutdown(|exit| eprintln!("done with code {}", exit.code()))
+    ///     .run()
+    ///     .await;
+    /// assert_eq!(exit.code(), 0);
+    /// # }
+    /// ```
+    pub fn on_worker_shutdown(mut self, f: impl FnOnce(&WorkerExit) + Send + 'static) -> Self {
+        self.hooks.on_worker_shutdown = Some(Box::new(f));
+        self
     }
 
     /// Adds a service, started after the ones given before.
@@ -238,7 +346,12 @@ impl Worker {
             daemon,
             handle_signals,
             log_panics,
+            hooks,
         } = self;
+        let Hooks {
+            on_execute,
+            on_worker_shutdown,
+        } = hooks;
         if log_panics {
             crate::logging::log_panics();
         }
@@ -274,11 +387,14 @@ impl Worker {
             services,
             running: 0,
         };
-        let exit = serve(&system, &mut signals, root, daemon).await;
+        let exit = serve(&system, &mut signals, root, daemon, on_execute).await;
         if let Some(detector) = detector {
             detector.stop();
         }
-        exit
+        match on_worker_shutdown {
+            Some(f) => worker_shutdown(f, exit),
+            None => exit,
+        }
     }
 
     /// Runs the services on the current tokio runtime until they stop (see
@@ -333,12 +449,76 @@ fn worker_error(message: String) -> Error {
     }
 }
 
-/// Starts the tree, waits for a stop signal (or its end), stops it.
+/// Runs the `on_worker_shutdown` hook; a panic in it fails a clean exit.
+fn worker_shutdown(f: OnWorkerShutdown, exit: WorkerExit) -> WorkerExit {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&exit))) {
+        Ok(()) => exit,
+        Err(panic) => {
+            let reason = CrashReason::from_panic(panic, "on_worker_shutdown");
+            tracing::error!(target: "modo", "{PREFIX}: {reason}");
+            match exit {
+                WorkerExit::Stopped => WorkerExit::Failed(Error::Crashed {
+                    label: Arc::from(LABEL),
+                    reason,
+                }),
+                other => other,
+            }
+        }
+    }
+}
+
+/// What ended the wait for `on_execute`.
+enum Executed {
+    Done(Result<(), Error>),
+    /// A stop signal, or the tree ended by itself: the hook was dropped.
+    Interrupted,
+}
+
+/// Runs `on_execute`, serving signals meanwhile; gives up on it if a stop signal comes or
+/// the tree ends.
+async fn execute(
+    system: &System,
+    signals: &mut Option<Signals>,
+    worker: &Addr<Root>,
+    on_execute: OnExecute,
+) -> Executed {
+    let run = AssertUnwindSafe(on_execute(system.clone())).catch_unwind();
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            done = &mut run => {
+                return Executed::Done(match done {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(source)) => Err(Error::HookFailed {
+                        label: Arc::from(LABEL),
+                        hook: Hook::OnExecute,
+                        source: SharedError::from(source),
+                    }),
+                    Err(panic) => Err(Error::Crashed {
+                        label: Arc::from(LABEL),
+                        reason: CrashReason::from_panic(panic, "on_execute"),
+                    }),
+                });
+            }
+            () = worker.wait_until_stopped() => return Executed::Interrupted,
+            sig = next_signal(signals) => match sig {
+                Sig::DumpTree => dump_tree(system).await,
+                Sig::Interrupt | Sig::Terminate => {
+                    stopping_on_signal();
+                    return Executed::Interrupted;
+                }
+            },
+        }
+    }
+}
+
+/// Starts the tree, runs `on_execute`, waits for a stop signal (or its end), stops it.
 async fn serve(
     system: &System,
     signals: &mut Option<Signals>,
     root: Root,
     daemon: bool,
+    on_execute: Option<OnExecute>,
 ) -> WorkerExit {
     let spawn = system.spawn(root);
     tokio::pin!(spawn);
@@ -364,7 +544,21 @@ async fn serve(
         }
         None => None,
     };
-    if let (Some(worker), true) = (&worker, daemon) {
+    // `wait`: whether to wait for the tree (a daemon, and nothing ended the run already).
+    let mut wait = daemon;
+    let mut failure: Option<Error> = None;
+    if let (Some(worker), Some(on_execute)) = (&worker, on_execute) {
+        match execute(system, signals, worker, on_execute).await {
+            Executed::Done(Ok(())) => {}
+            Executed::Done(Err(e)) => {
+                tracing::error!(target: "modo", "{PREFIX}: {e}: stopping");
+                failure = Some(e);
+                wait = false;
+            }
+            Executed::Interrupted => wait = false,
+        }
+    }
+    if let (Some(worker), true) = (&worker, wait) {
         loop {
             tokio::select! {
                 () = worker.wait_until_stopped() => break,
@@ -392,6 +586,9 @@ async fn serve(
             },
         }
     };
+    if let Some(e) = failure {
+        return WorkerExit::Failed(e);
+    }
     if let Some(reason) = worker.as_ref().and_then(|w| w.crash_reason()) {
         return WorkerExit::Failed(Error::Crashed {
             label: Arc::from(LABEL),
