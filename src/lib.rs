@@ -120,7 +120,7 @@ pub use supervisor::{Strategy, Supervisor};
 pub use system::{DeadLetterCount, DeadLetters, System};
 pub use time::{Rate, RateLimiter, Seconds, SecondsError, TokenBucket};
 pub use wait::{StopSignal, Ticks, WaitError};
-pub use worker::Worker;
+pub use worker::{Blocked, BlockingDetector, Worker};
 
 /// The log level type services and the Worker take (re-exported from `tracing`, so a program
 /// needs no direct dependency on it).

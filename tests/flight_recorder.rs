@@ -209,7 +209,8 @@ impl Service for Blocker {
     }
 }
 
-/// Real time: the blocking detector is a thread watching the runtime's heartbeat.
+/// Real time: the blocking detector is a thread watching the services' polls and the
+/// runtime's heartbeat.
 #[tokio::test]
 async fn the_blocking_detectors_warning_carries_what_the_recorder_saw() {
     let (buffer, _guard) = capture();
@@ -226,19 +227,21 @@ async fn the_blocking_detectors_warning_carries_what_the_recorder_saw() {
         .iter()
         .position(|l| l.contains("Blocking detected"))
         .unwrap_or_else(|| panic!("no warning in {lines:#?}"));
+    // The detector names the service whose start blocked the runtime.
     assert!(
-        lines[warning].ends_with("the flight recorders in their scope saw:"),
+        lines[warning].contains("Blocking detected: Blocker has run for")
+            && lines[warning].ends_with("the flight recorders in their scope saw:"),
         "{}",
         lines[warning]
     );
     let after = &lines[warning + 1..];
     let heading = after
         .iter()
-        .position(|l| l.starts_with("[WARN]: [^Worker]: [db] in its scope"))
+        .position(|l| l.starts_with("[WARN]: [^BlockingDetector]: [db] in its scope"))
         .unwrap_or_else(|| panic!("no recorder heading in {after:#?}"));
     assert!(after[heading].contains("(deadline 60s), 1 line recorded:"));
     assert!(
-        after[heading + 1].starts_with("[WARN]: [^Worker]: [db] (")
+        after[heading + 1].starts_with("[WARN]: [^BlockingDetector]: [db] (")
             && after[heading + 1].ends_with("+0.000s) connecting to the database"),
         "{}",
         after[heading + 1]

@@ -262,8 +262,9 @@ fn sigusr1_prints_the_tree_and_keeps_running() {
     let mut p = Program::start(&[]);
     p.wait_for("[^Worker]: Started");
     p.signal("USR1");
-    // Each service with its state, restarts and depth, and under it its background tasks.
-    let start = p.wait_for("--- modo service tree (5 services) ---");
+    // Each service with its state, restarts and depth, and under it its background tasks:
+    // the blocking detector (a root of its own, spawned first), then the Worker's tree.
+    let start = p.wait_for("--- modo service tree (6 services) ---");
     let end = p.wait_for("--- end of service tree ---");
     let tree: Vec<&str> = p.seen[start + 1..end]
         .iter()
@@ -273,6 +274,8 @@ fn sigusr1_prints_the_tree_and_keeps_running() {
     assert_eq!(
         tree,
         [
+            "BlockingDetector state=running restarts=0 depth=0",
+            "  task BlockingDetector.heartbeat",
             "Worker state=running restarts=0 depth=0",
             "  App state=running restarts=0 depth=1",
             "    Websockets state=running restarts=0 depth=2",
@@ -377,8 +380,10 @@ fn the_blocking_detector_warns_once_per_stall() {
     assert!(blocked < warned && warned < unblocked);
     let warning = p.seen[warned].text().to_owned();
     assert!(
-        warning.contains("[WARN]: [^Worker]: Blocking detected")
-            && warning.contains("(blocking timeout 200ms)"),
+        warning.contains("[WARN]: [^BlockingDetector]: Blocking detected")
+            && warning.contains("(blocking timeout 200ms)")
+            // Plain tokio tasks block every thread: no service to name.
+            && warning.contains("the runtime made no progress"),
         "{warning}"
     );
     // One warning for the one stall, however long it lasted.

@@ -843,8 +843,16 @@ impl<A: Service> Context<A> {
             service: self.addr.service_ref(),
             own_task: false,
         };
-        let fut: BoxFuture<'static, ()> =
-            Box::pin(CURRENT_ACTOR.scope(current, wrapped.instrument(span)));
+        let who = super::busy::Who {
+            service: self.addr.service_ref(),
+            task: Some(name.clone()),
+        };
+        let board = self.core().observe.busy.clone();
+        let fut: BoxFuture<'static, ()> = Box::pin(super::busy::watched(
+            board,
+            who,
+            CURRENT_ACTOR.scope(current, wrapped.instrument(span)),
+        ));
         if self.phase == Phase::Running {
             let core = self.addr.core();
             self.tasks.launch(name, fut, core);

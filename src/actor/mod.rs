@@ -26,11 +26,13 @@
 //! | `host.rs` | what the kernel asks of its host, and the graph events it reports |
 //! | `watch.rs` | watching any service: [`Down`], [`WatchId`] |
 //! | `observe.rs` | per-message spans and statistics, paid for only while observed: [`ServiceStats`] |
+//! | `busy.rs` | which service each thread is running, noted only while a blocking detector listens |
 //! | `meter.rs` | the `metrics` facade (feature `metrics`): names and labels |
 //! | `log.rs` | the `[^--Label]` logger and the span of an actor's task |
 //! | `runner/` | the actor's task: build and launch, the serve loop, control, children, the sequences |
 
 pub(crate) mod addr;
+pub(crate) mod busy;
 pub(crate) mod cell;
 pub(crate) mod context;
 pub(crate) mod error;

@@ -23,10 +23,21 @@ use tokio::time::Instant;
 
 use tracing::Span;
 
-/// The System-wide switch, shared by every service's cell.
-#[derive(Debug, Default)]
+/// The System-wide switch, shared by every service's cell; and the System's board of what
+/// each thread is running, for a blocking detector (see `busy.rs`).
+#[derive(Default)]
 pub(crate) struct Observe {
     on: AtomicBool,
+    pub(crate) busy: Arc<super::busy::Board>,
+}
+
+impl fmt::Debug for Observe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observe")
+            .field("on", &self.is_on())
+            .field("busy", &self.busy.is_on())
+            .finish()
+    }
 }
 
 impl Observe {

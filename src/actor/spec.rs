@@ -172,6 +172,26 @@ impl<S: Service> ServiceSpec<S> {
 
     /// Bounds each call of an [async factory](Self::from_async_factory): a build still pending
     /// after `timeout` is dropped and fails the start. Does nothing for other specs.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modo::prelude::*;
+    ///
+    /// struct Db;
+    /// impl Service for Db {}
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let system = System::new();
+    /// let unreachable = ServiceSpec::from_async_factory(|_| async {
+    ///     std::future::pending::<()>().await; // a host that never answers
+    ///     Ok::<_, BoxError>(Db)
+    /// })
+    /// .factory_timeout(Duration::from_secs(5));
+    /// let err = system.spawn(unreachable).await.unwrap_err();
+    /// assert!(matches!(err, Error::HookFailed { hook: modo::Hook::Factory, .. }));
+    /// # system.shutdown().await.unwrap(); }
+    /// ```
     pub fn factory_timeout(mut self, timeout: Duration) -> Self {
         if let Init::AsyncFactory { timeout: t, .. } = &mut self.init {
             *t = timeout;

@@ -41,11 +41,13 @@
 //! - 130 ([`EXIT_INTERRUPTED`]): interrupted again during the stop.
 //!
 //! # Blocking detector
-//! On by default: a heartbeat task on the runtime and a watchdog on its own OS thread. When
-//! the heartbeat has not run for the blocking timeout (default 10 s, Mode's), the watchdog
-//! logs a warning naming the timeout, once per stall. It notices a runtime where no task can
-//! run: a current-thread runtime whose thread is blocked, or a multi-thread runtime whose every
-//! worker thread is; one blocked worker among several idle ones goes unnoticed.
+//! On by default: a [`BlockingDetector`] with the blocking timeout (default 10 s, Mode's),
+//! spawned as a root of the Worker's System before the tree (so it watches the start, and
+//! stops last). It warns, once per stall, when a service's code has run that long without
+//! yielding, naming the service (and its background task, and the thread), even when only
+//! one worker thread of several is blocked; and when the whole runtime made no progress for
+//! that long outside any service. The warnings read `[^BlockingDetector]: Blocking detected:
+//! ...`.
 //!
 //! ```no_run
 //! use modo::prelude::*;
@@ -82,7 +84,7 @@ use crate::{
     Service, ServiceRef, SharedError, System,
 };
 
-use blocking::BlockingDetector;
+pub use blocking::{Blocked, BlockingDetector};
 use signals::{Sig, Signals};
 
 /// Mode's default blocking timeout: 10 seconds.
@@ -370,27 +372,19 @@ impl Worker {
                 )));
             }
         };
-        let detector = if detect_blocking {
-            let handle = tokio::runtime::Handle::current();
-            match BlockingDetector::start(&handle, blocking_timeout, PREFIX.to_owned()) {
-                Ok(detector) => Some(detector),
-                Err(e) => {
-                    tracing::warn!(target: "modo", "{PREFIX}: no blocking detector: {e}");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         let system = System::new();
+        // A root spawned before the tree: it watches the whole start, and the shutdown
+        // (roots newest first) stops it last.
+        if detect_blocking
+            && let Err(e) = system.spawn(BlockingDetector::new(blocking_timeout)).await
+        {
+            tracing::warn!(target: "modo", "{PREFIX}: no blocking detector: {e}");
+        }
         let root = Root {
             services,
             running: 0,
         };
         let exit = serve(&system, &mut signals, root, daemon, on_execute).await;
-        if let Some(detector) = detector {
-            detector.stop();
-        }
         match on_worker_shutdown {
             Some(f) => worker_shutdown(f, exit),
             None => exit,

@@ -50,6 +50,7 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use super::addr::{Addr, ServiceRef};
+use super::busy;
 use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Current, Settings};
 use super::context::{Context, Phase};
 use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
@@ -181,6 +182,11 @@ impl<A: Service> Launch<A> {
         super::meter::spawned();
         let span = super::log::service_span(core);
         let (timeout, label) = (core.settings.shutdown_timeout(), core.label.arc());
+        let board = core.observe.busy.clone();
+        let who = busy::Who {
+            service: addr.service_ref(),
+            task: None,
+        };
         let runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -205,8 +211,10 @@ impl<A: Service> Launch<A> {
             .scope(current, runner.run(first))
             .instrument(span);
         if own_thread {
+            // Its own thread is there to be blocked: a blocking detector does not watch it.
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {
+            let fut = busy::watched(board, who, fut);
             host.runtime().spawn(async move {
                 let answers = fut.await;
                 drop(token);
