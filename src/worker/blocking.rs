@@ -1,28 +1,11 @@
-//! The blocking detector (Mode's `mode.debug.BlockingDetector`), as a service: spawn it into a
-//! [`System`](crate::System) and it watches every service of that System for code that does
-//! not yield, and names the service. The [`Worker`](crate::Worker) runs one by default.
+//! The blocking detector as a service (see [`BlockingDetector`] for what it watches and how).
 //!
-//! Two watches, from a watchdog on its own OS thread (Mode uses SIGALRM):
-//! - **Which service.** While a detector runs, every service's task (and each of its
-//!   background tasks) notes on its thread's slot which service it is and since when, for the
-//!   length of each poll (nothing is noted while no detector runs: the hot path pays one
-//!   atomic load). A note older than the timeout is code that has not yielded for that long:
-//!   the warning names the service, its background task if it was one, and the thread. This
-//!   sees one blocked worker thread among idle ones too.
-//! - **The whole runtime.** A heartbeat task bumps a counter every interval; when it has not
-//!   moved for the timeout (and one interval more, for the first watch to name a service),
-//!   no task could run at all: the warning says so (a plain tokio task, not a service, is
-//!   blocking).
-//!
-//! Each stall is reported once. The warning carries what the flight recorders then in their
-//! scope had buffered (see [`crate::flight`], "The blocking detector"): a blocked scope cannot
-//! reach its own deadline, so the detector writes its lines for it, right after the warning,
-//! without clearing them. The watchdog logs through the tracing dispatcher that was current
-//! where the detector started, and hands each report to [`BlockingDetector::on_blocked`] if
-//! set.
-//!
-//! A service [on its own thread](crate::ServiceSpec::on_own_thread) is not watched: blocking
-//! that thread is what it is for.
+//! # Invariants
+//! - While no detector runs, services note nothing (`src/actor/busy.rs`): the hot path pays
+//!   one relaxed atomic load per poll.
+//! - A stall is reported once: a poll by its slot and start, the runtime's by its heartbeat.
+//! - The watchdog thread ends with the service's run (its stop, restart or crash) and is
+//!   joined before the stop goes on.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -40,8 +23,31 @@ use crate::{Context, HookResult, Service, ServiceRef};
 /// Reports of a detector, to a callback of yours.
 type OnBlocked = Arc<dyn Fn(&Blocked) + Send + Sync>;
 
-/// Watches a System for code that blocks its thread, and names the service it belongs to.
-/// See the [module docs](self).
+/// The blocking detector (Mode's `mode.debug.BlockingDetector`), as a service: spawn it into a
+/// [`System`](crate::System) and it watches every service of that System for code that does
+/// not yield, and names the service. The [`Worker`](crate::Worker) runs one by default.
+///
+/// Two watches, from a watchdog on its own OS thread (Mode uses SIGALRM):
+/// - **Which service.** While a detector runs, every service's task (and each of its
+///   background tasks) notes on its thread's slot which service it is and since when, for the
+///   length of each poll (nothing is noted while no detector runs: the hot path pays one
+///   atomic load). A note older than the timeout is code that has not yielded for that long:
+///   the warning names the service, its background task if it was one, and the thread. This
+///   sees one blocked worker thread among idle ones too.
+/// - **The whole runtime.** A heartbeat task bumps a counter every interval; when it has not
+///   moved for the timeout (and one interval more, for the first watch to name a service),
+///   no task could run at all: the warning says so (a plain tokio task, not a service, is
+///   blocking).
+///
+/// Each stall is reported once. The warning carries what the flight recorders then in their
+/// scope had buffered (see [`crate::flight`], "The blocking detector"): a blocked scope cannot
+/// reach its own deadline, so the detector writes its lines for it, right after the warning,
+/// without clearing them. The watchdog logs through the tracing dispatcher that was current
+/// where the detector started, and hands each report to [`BlockingDetector::on_blocked`] if
+/// set.
+///
+/// A service [on its own thread](crate::ServiceSpec::on_own_thread) is not watched: blocking
+/// that thread is what it is for.
 ///
 /// ```
 /// use std::sync::mpsc;
