@@ -38,6 +38,7 @@ pub struct ObserverConfig {
     pub(crate) stream_queue_bytes: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) action_timeout: Duration,
+    pub(crate) body_timeout: Duration,
     pub(crate) allowed_hosts: Vec<String>,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -65,6 +66,7 @@ impl fmt::Debug for ObserverConfig {
             .field("stream_queue_bytes", &self.stream_queue_bytes)
             .field("write_timeout", &self.write_timeout)
             .field("action_timeout", &self.action_timeout)
+            .field("body_timeout", &self.body_timeout)
             .field("allowed_hosts", &self.allowed_hosts)
             .finish_non_exhaustive()
     }
@@ -75,7 +77,7 @@ impl ObserverConfig {
     /// 250 ms, a heartbeat after 5 s without changes, request bodies up to 16 KiB, at most 64
     /// event streams and 256 connections, a stream client dropped once 1,024 events or 1 MiB
     /// wait for it, a write that makes no progress for 10 s ends its connection, an action
-    /// answered within 10 s (else `202 Accepted`).
+    /// answered within 10 s (else `202 Accepted`), a request body given 10 s to arrive.
     pub fn new() -> Self {
         ObserverConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
@@ -89,6 +91,7 @@ impl ObserverConfig {
             stream_queue_bytes: 1024 * 1024,
             write_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
             #[cfg(feature = "prometheus")]
             prometheus: None,
@@ -173,6 +176,12 @@ impl ObserverConfig {
     /// `202 Accepted` (the action goes on). Default 10 s.
     pub fn action_timeout(mut self, timeout: Duration) -> Self {
         self.action_timeout = timeout;
+        self
+    }
+
+    /// How long a request body may take to arrive; a slower one gets `408`. Default 10 s.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     pub(crate) hosts: Option<Vec<String>>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) interval: Duration,
+    /// The largest request body accepted.
+    pub(crate) max_body: usize,
+    /// How long a request body may take to arrive.
+    pub(crate) body_timeout: Duration,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Result<metrics_exporter_prometheus::PrometheusHandle, String>,
 }
@@ -75,9 +79,18 @@ pub(crate) fn router(shared: Arc<Shared>, max_body: usize) -> Router {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                    img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// Runs before every route: refuses `.` and `..` path segments (also percent-encoded) and
-/// foreign `Host` names; adds the security headers.
+/// Runs before every route: refuses `.` and `..` path segments (also percent-encoded), foreign
+/// `Host` names and bodies announced larger than the limit (before reading them); adds the
+/// security headers.
 async fn guard(State(shared): St, request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > shared.max_body as u64) {
+        return too_large(shared.max_body).into_response();
+    }
     if has_dot_segment(request.uri().path()) {
         return ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -240,6 +253,44 @@ impl Auth {
             ))
         }
     }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+/// Reads a request body of at most `limit` bytes, within `timeout`.
+///
+/// # Errors
+/// `413 too_large` past the limit, `408 body_timeout` when it is too slow, `400 bad_body` when
+/// the connection fails mid-body.
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8>, ApiError> {
+    use futures::StreamExt as _;
+
+    let read = async {
+        let mut data = body.into_data_stream();
+        let mut out = Vec::new();
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string()))?;
+            if out.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the request body did not arrive within {timeout:?}"),
+        ))
+    })
 }
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -470,7 +521,7 @@ async fn action(
     State(shared): St,
     headers: HeaderMap,
     path: Result<Path<(String, String)>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     shared.auth.check(&headers)?;
     let Path((raw_id, raw_action)) = path.map_err(|e| path_error(&e))?;
@@ -487,15 +538,7 @@ async fn action(
         }
     };
     let id = parse_id(&raw_id)?;
-    let body = body.map_err(|e| {
-        let status = e.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "too_large"
-        } else {
-            "bad_body"
-        };
-        ApiError::new(status, code, e.body_text())
-    })?;
+    let body = read_body(body, shared.max_body, shared.body_timeout).await?;
     let parsed: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {

@@ -104,7 +104,8 @@
 //! configured), `unauthorized` (401: no or wrong token), `not_found`, `unknown_service`,
 //! `unknown_action` (404), `method_not_allowed` (405), `would_stop_observer` (409: the target
 //! is the observer or one of its ancestors), `action_failed` (409: the stop or restart
-//! returned an error), `too_large` (413), `bad_host` (421), `too_many_streams` and
+//! returned an error), `body_timeout` (408: the body was too slow), `too_large` (413),
+//! `bad_host` (421), `too_many_streams` and
 //! `metrics_unavailable` (503).
 //!
 //! # Security
@@ -229,6 +230,8 @@ impl Service for Observer {
             hosts,
             counters: counters.clone(),
             interval: config.interval,
+            max_body: config.max_body,
+            body_timeout: config.body_timeout,
             #[cfg(feature = "prometheus")]
             prometheus: prometheus.clone(),
         });
