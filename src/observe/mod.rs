@@ -146,7 +146,9 @@ use std::time::Duration;
 pub use config::{DEFAULT_PORT, Listening, ObserverConfig};
 pub use error::ObserverError;
 
-use crate::{Addr, Context, HookResult, Registry, Service};
+use uuid::Uuid;
+
+use crate::{Addr, Context, HookResult, Registry, Service, ServiceRef};
 use hub::{Hub, Limits};
 use sample::{Snapshot, diff, look, now_ms};
 
@@ -236,6 +238,18 @@ impl Service for Observer {
             prometheus: prometheus.clone(),
         });
         let app = http::router(shared, config.max_body);
+        // The first look now: once the observer has started, it shows the tree.
+        let registry = system.registry().clone();
+        let mut refs = HashMap::new();
+        let first = look(
+            &registry.graph().await,
+            &mut refs,
+            |id| lookup(&registry, id),
+            &Snapshot::empty(),
+            0,
+        )
+        .await;
+        hub.publish(first, None);
 
         let upkeep: Box<dyn FnMut() + Send> = {
             #[cfg(feature = "prometheus")]
@@ -256,7 +270,8 @@ impl Service for Observer {
             "observer:sampler",
             sample_loop(
                 hub,
-                system.registry().clone(),
+                registry,
+                refs,
                 config.interval,
                 config.heartbeat,
                 upkeep,
@@ -324,17 +339,23 @@ fn prometheus_handle(
         .clone()
 }
 
+/// The live service `id`, for its figures.
+fn lookup(registry: &Addr<Registry>, id: Uuid) -> impl Future<Output = Option<ServiceRef>> + use<> {
+    let registry = registry.clone();
+    async move { registry.service(id).await }
+}
+
 /// Takes a snapshot every `interval` and publishes what changed; a heartbeat after `heartbeat`
 /// without a change.
 async fn sample_loop(
     hub: Arc<Hub>,
     registry: Addr<Registry>,
+    mut refs: HashMap<Uuid, ServiceRef>,
     interval: Duration,
     heartbeat: Duration,
     mut upkeep: Box<dyn FnMut() + Send>,
 ) {
-    let mut refs = HashMap::new();
-    let mut ticks = tokio::time::interval(interval);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_event = tokio::time::Instant::now();
     loop {
@@ -345,10 +366,7 @@ async fn sample_loop(
         let mut next: Snapshot = look(
             &graph,
             &mut refs,
-            |id| {
-                let registry = registry.clone();
-                async move { registry.service(id).await }
-            },
+            |id| lookup(&registry, id),
             &prev,
             prev.seq,
         )

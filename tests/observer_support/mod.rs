@@ -175,6 +175,8 @@ pub struct Event {
 pub struct Stream {
     /// The `seq` of the last event returned.
     pub last_seq: u64,
+    /// Each service seen so far, by label: its id and state.
+    pub known: std::collections::HashMap<String, (String, String)>,
     body: Incoming,
     buf: Vec<u8>,
     pending: std::collections::VecDeque<Event>,
@@ -197,6 +199,7 @@ impl Stream {
         );
         Stream {
             last_seq: 0,
+            known: Default::default(),
             body: resp.into_body(),
             buf: Vec::new(),
             pending: Default::default(),
@@ -211,6 +214,7 @@ impl Stream {
                 if let Some(seq) = event.doc["seq"].as_u64() {
                     self.last_seq = seq;
                 }
+                self.learn(&event);
                 return Some(event);
             }
             let frame = tokio::time::timeout_at(deadline, self.body.frame()).await;
@@ -280,39 +284,54 @@ impl Stream {
 }
 
 impl Stream {
-    /// Reads events until the service labelled `label` is known and `running` (from the
-    /// snapshot or a later change), within `within`; returns its id.
+    /// Keeps `known` current.
+    fn learn(&mut self, event: &Event) {
+        fn note(known: &mut std::collections::HashMap<String, (String, String)>, s: &Value) {
+            let label = s["label"].as_str().unwrap_or("").to_owned();
+            let id = s["id"].as_str().unwrap_or("").to_owned();
+            let state = s["state"].as_str().unwrap_or("").to_owned();
+            known.insert(label, (id, state));
+        }
+        match event.kind.as_str() {
+            "snapshot" => {
+                for s in event.doc["services"].as_array().into_iter().flatten() {
+                    note(&mut self.known, s);
+                }
+            }
+            "changes" => {
+                for c in event.doc["changes"].as_array().into_iter().flatten() {
+                    match c["kind"].as_str() {
+                        Some("added") => note(&mut self.known, &c["service"]),
+                        Some("state") => {
+                            let to = c["to"].as_str().unwrap_or("").to_owned();
+                            for (id, state) in self.known.values_mut() {
+                                if c["id"] == id.as_str() {
+                                    *state = to.clone();
+                                }
+                            }
+                        }
+                        Some("removed") => self.known.retain(|_, (id, _)| c["id"] != id.as_str()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads events until the service labelled `label` is known and `running`, within
+    /// `within` (at once if it already is); returns its id.
     pub async fn wait_running(&mut self, within: Duration, label: &str) -> String {
         let deadline = tokio::time::Instant::now() + within;
-        let mut known: Option<String> = None;
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let Some(event) = self.next(left).await else {
-                panic!("{label} not seen running within {within:?}");
-            };
-            let mut running = false;
-            let found = |s: &Value| s["label"] == label;
-            match event.kind.as_str() {
-                "snapshot" => {
-                    if let Some(s) = event.doc["services"].as_array().unwrap().iter().find(|s| found(s)) {
-                        known = Some(s["id"].as_str().unwrap().to_owned());
-                        running = s["state"] == "running";
-                    }
-                }
-                "changes" => {
-                    for c in event.doc["changes"].as_array().unwrap() {
-                        if c["kind"] == "added" && found(&c["service"]) {
-                            known = Some(c["service"]["id"].as_str().unwrap().to_owned());
-                            running = c["service"]["state"] == "running";
-                        } else if known.as_deref() == c["id"].as_str() && c["kind"] == "state" {
-                            running = c["to"] == "running";
-                        }
-                    }
-                }
-                _ => {}
+            if let Some((id, state)) = self.known.get(label)
+                && state == "running"
+            {
+                return id.clone();
             }
-            if running {
-                return known.unwrap();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if self.next(left).await.is_none() {
+                panic!("{label} not seen running within {within:?}");
             }
         }
     }
