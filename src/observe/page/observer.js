@@ -47,6 +47,8 @@ function makeNode(svc) {
   const row = el("div", "row");
   row.dataset.id = svc.id;
   const name = el("span", "name");
+  // CSSOM, not a style attribute: the Content-Security-Policy allows only the style sheet.
+  name.style.paddingLeft = (svc.depth || 0) * 18 + "px";
   const toggle = el("span", "toggle", "");
   const dot = el("span", "dot");
   const label = el("span", "label", svc.label);
