@@ -59,7 +59,7 @@ impl Handler<Work> for Stage {
     async fn handle(&mut self, _: Work, _ctx: &mut Context<Self>) {
         self.handled += 1;
         if let Some(n) = self.crash_every
-            && self.handled % n == 0
+            && self.handled.is_multiple_of(n)
         {
             panic!("{} gave up on message {}", self.name, self.handled);
         }

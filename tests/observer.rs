@@ -107,7 +107,10 @@ async fn the_graph_shows_the_tree_in_the_versioned_schema() {
     assert!(reply.json["seq"].is_u64());
     assert!(reply.json["at_ms"].as_u64().unwrap() > 0);
     let services = reply.json["services"].as_array().unwrap();
-    let labels: Vec<&str> = services.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = services
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
     assert_eq!(labels, ["Team", "Echo", "Tasked", "Observer"]);
     let team = by_label(services, "Team");
     let echo = by_label(services, "Echo");
@@ -116,8 +119,18 @@ async fn the_graph_shows_the_tree_in_the_versioned_schema() {
     assert_eq!(echo["depth"], 1);
     assert_eq!(echo["state"], "running");
     assert_eq!(echo["restart_count"], 0);
-    for field in ["handled", "rate", "handle_time", "mailbox_wait", "crashes", "last_crash"] {
-        assert!(echo["stats"].get(field).is_some(), "stats.{field} in {echo}");
+    for field in [
+        "handled",
+        "rate",
+        "handle_time",
+        "mailbox_wait",
+        "crashes",
+        "last_crash",
+    ] {
+        assert!(
+            echo["stats"].get(field).is_some(),
+            "stats.{field} in {echo}"
+        );
     }
     let observer = by_label(services, "Observer");
     assert!(
@@ -151,7 +164,10 @@ async fn one_service_in_detail_stats_tasks_flags_and_last_crash() {
     let s = t.api.get(&format!("/api/v1/services/{echo}")).await.json["service"].clone();
     assert_eq!(s["stats"]["handled"], 50, "{s}");
     assert!(s["stats"]["handle_time"]["p50_ns"].as_u64().unwrap() > 0);
-    assert!(s["stats"]["handle_time"]["p99_ns"].as_u64().unwrap() >= s["stats"]["handle_time"]["p50_ns"].as_u64().unwrap());
+    assert!(
+        s["stats"]["handle_time"]["p99_ns"].as_u64().unwrap()
+            >= s["stats"]["handle_time"]["p50_ns"].as_u64().unwrap()
+    );
 
     t.echo.crash(CrashReason::msg("disk on fire"));
     t.echo
@@ -166,7 +182,10 @@ async fn one_service_in_detail_stats_tasks_flags_and_last_crash() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    assert!(at <= now && now - at < 60_000, "crash time {at} vs now {now}");
+    assert!(
+        at <= now && now - at < 60_000,
+        "crash time {at} vs now {now}"
+    );
     t.system.shutdown().await.unwrap();
 }
 
@@ -198,7 +217,11 @@ async fn the_stream_sends_a_snapshot_then_numbered_changes() {
         }
         let doc = &event.doc;
         assert_eq!(doc["version"], 1);
-        assert_eq!(doc["seq"].as_u64().unwrap(), seq + 1, "no gap in the numbering");
+        assert_eq!(
+            doc["seq"].as_u64().unwrap(),
+            seq + 1,
+            "no gap in the numbering"
+        );
         assert_eq!(event.id, Some(seq + 1));
         seq += 1;
         for c in doc["changes"].as_array().unwrap() {
@@ -247,7 +270,11 @@ async fn without_a_token_the_observer_is_read_only() {
     for action in ["stop", "restart", "crash"] {
         let reply = t
             .api
-            .post(&format!("/api/v1/services/{echo}/{action}"), Some(TOKEN), "")
+            .post(
+                &format!("/api/v1/services/{echo}/{action}"),
+                Some(TOKEN),
+                "",
+            )
             .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text);
         assert_eq!(reply.code(), "read_only");
@@ -356,38 +383,73 @@ async fn bad_input_gets_a_json_4xx_and_the_server_goes_on() {
         assert!(!reply.json["error"]["message"].as_str().unwrap().is_empty());
     };
 
-    check(&api.get(&format!("/api/v1/services/{unknown}")).await, 404, "unknown_service");
     check(
-        &api.post(&format!("/api/v1/services/{unknown}/restart"), Some(TOKEN), "").await,
+        &api.get(&format!("/api/v1/services/{unknown}")).await,
+        404,
+        "unknown_service",
+    );
+    check(
+        &api.post(
+            &format!("/api/v1/services/{unknown}/restart"),
+            Some(TOKEN),
+            "",
+        )
+        .await,
         404,
         "unknown_service",
     );
     check(&api.get("/api/v1/services/not-a-uuid").await, 400, "bad_id");
     check(
-        &api.post("/api/v1/services/12345/stop", Some(TOKEN), "").await,
+        &api.post("/api/v1/services/12345/stop", Some(TOKEN), "")
+            .await,
         400,
         "bad_id",
     );
     check(
-        &api.post(&format!("/api/v1/services/{echo}/explode"), Some(TOKEN), "").await,
+        &api.post(&format!("/api/v1/services/{echo}/explode"), Some(TOKEN), "")
+            .await,
         404,
         "unknown_action",
     );
     let crash = format!("/api/v1/services/{echo}/crash");
-    check(&api.post(&crash, Some(TOKEN), "{not json").await, 400, "bad_json");
-    check(&api.post(&crash, Some(TOKEN), r#"{"reason": 7}"#).await, 400, "bad_json");
-    check(&api.post(&crash, Some(TOKEN), r#"{"why": "x"}"#).await, 400, "bad_json");
     check(
-        &api.post(&format!("/api/v1/services/{echo}/stop"), Some(TOKEN), r#"{"reason": "x"}"#)
-            .await,
+        &api.post(&crash, Some(TOKEN), "{not json").await,
+        400,
+        "bad_json",
+    );
+    check(
+        &api.post(&crash, Some(TOKEN), r#"{"reason": 7}"#).await,
+        400,
+        "bad_json",
+    );
+    check(
+        &api.post(&crash, Some(TOKEN), r#"{"why": "x"}"#).await,
+        400,
+        "bad_json",
+    );
+    check(
+        &api.post(
+            &format!("/api/v1/services/{echo}/stop"),
+            Some(TOKEN),
+            r#"{"reason": "x"}"#,
+        )
+        .await,
         400,
         "bad_json",
     );
     let long = format!(r#"{{"reason": "{}"}}"#, "x".repeat(2000));
-    check(&api.post(&crash, Some(TOKEN), &long).await, 413, "too_large");
+    check(
+        &api.post(&crash, Some(TOKEN), &long).await,
+        413,
+        "too_large",
+    );
     check(&api.get("/api/v1/nowhere").await, 404, "not_found");
     check(&api.get("/metricz").await, 404, "not_found");
-    check(&api.post("/api/v1/graph", None, "").await, 405, "method_not_allowed");
+    check(
+        &api.post("/api/v1/graph", None, "").await,
+        405,
+        "method_not_allowed",
+    );
     assert_eq!(t.echo.restart_count(), 0, "no bad request acted");
     assert_eq!(t.echo.state(), ServiceState::Running);
 
@@ -435,7 +497,9 @@ async fn bad_input_gets_a_json_4xx_and_the_server_goes_on() {
         .await;
     assert_eq!(code, 200);
     // Not HTTP at all.
-    let (code, _) = api.raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n").await;
+    let (code, _) = api
+        .raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+        .await;
     assert_eq!(code, 400);
 
     // Every answer carries the security headers; and the server still serves.
@@ -494,7 +558,10 @@ async fn a_restarted_observer_listens_on_the_same_port() {
     let before = listening.addr().unwrap();
     observer.restart().await.unwrap();
     assert_eq!(listening.wait().await, before);
-    assert_eq!(Api::new(before).get("/api/v1/status").await.status, StatusCode::OK);
+    assert_eq!(
+        Api::new(before).get("/api/v1/status").await.status,
+        StatusCode::OK
+    );
     system.shutdown().await.unwrap();
 }
 
@@ -508,9 +575,15 @@ async fn start_errors_are_typed() {
         .spawn(Observer::new(ObserverConfig::new().bind(addr)))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot listen on {addr}")),
+        "{err}"
+    );
     let err = system
-        .spawn(Observer::new(ObserverConfig::new().bind(any_port()).token("")))
+        .spawn(Observer::new(
+            ObserverConfig::new().bind(any_port()).token(""),
+        ))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("token is empty"), "{err}");
@@ -534,14 +607,27 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     let t = tree(ObserverConfig::new()).await;
     let page = t.api.get("/").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(page.text.contains("<script src=\"/assets/observer.js\">"));
-    assert!(!page.text.contains("http://") && !page.text.contains("https://"), "nothing from elsewhere");
+    assert!(
+        !page.text.contains("http://") && !page.text.contains("https://"),
+        "nothing from elsewhere"
+    );
     let js = t.api.get("/assets/observer.js").await;
     assert_eq!(js.status, StatusCode::OK);
     assert!(js.text.contains("new EventSource(\"/api/v1/events\")"));
     let css = t.api.get("/assets/observer.css").await;
-    assert!(css.headers["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(
+        css.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
     t.system.shutdown().await.unwrap();
 }
 
@@ -577,7 +663,10 @@ async fn the_worker_adds_the_observer_and_still_ends_with_its_services() {
     let mut stream = Stream::connect(&api).await;
     stream.wait_running(WAIT, "Brief").await;
     let services = api.services().await;
-    let labels: Vec<&str> = services.iter().map(|s| s["label"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = services
+        .iter()
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
     assert_eq!(labels, ["Worker", "Observer", "Brief"]);
     let observer = by_label(&services, "Observer");
     assert_eq!(observer["parent"], by_label(&services, "Worker")["id"]);

@@ -51,7 +51,10 @@ impl Driver {
     fn start(chromedriver: &Path, dir: &Path) -> Driver {
         let mut child = Command::new(chromedriver)
             .arg("--port=0")
-            .arg(format!("--log-path={}", dir.join("chromedriver.log").display()))
+            .arg(format!(
+                "--log-path={}",
+                dir.join("chromedriver.log").display()
+            ))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -152,7 +155,11 @@ fn row(id: impl std::fmt::Display) -> String {
 async fn the_page_in_a_real_browser() {
     let chromium = binary(
         "MODO_CHROMIUM",
-        &["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        &[
+            "/usr/lib/chromium/chromium",
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+        ],
     );
     let chromedriver = binary("MODO_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
     let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
@@ -251,11 +258,7 @@ async fn the_page_in_a_real_browser() {
 }
 
 /// The checks; an `Err` names the first that failed.
-async fn drive(
-    client: &Client,
-    url: &str,
-    payments: &Addr<Stage>,
-) -> Result<(), String> {
+async fn drive(client: &Client, url: &str, payments: &Addr<Stage>) -> Result<(), String> {
     client.goto(url).await.map_err(|e| e.to_string())?;
 
     // The tree shows the services, nested as they are.
@@ -281,7 +284,10 @@ async fn drive(
     }
     let nested = eval(
         client,
-        &format!("{}.closest('ul').closest('li').querySelector('.label').textContent", row(payments.id())),
+        &format!(
+            "{}.closest('ul').closest('li').querySelector('.label').textContent",
+            row(payments.id())
+        ),
     )
     .await;
     if nested != "Orders" {
@@ -350,7 +356,10 @@ async fn drive(
 
     // Restart from the page: refused without the token, done with it.
     client
-        .find(Locator::Css(&format!(".row[data-id=\"{}\"]", payments.id())))
+        .find(Locator::Css(&format!(
+            ".row[data-id=\"{}\"]",
+            payments.id()
+        )))
         .await
         .map_err(|e| e.to_string())?
         .click()

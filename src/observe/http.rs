@@ -106,7 +106,7 @@ async fn guard(State(shared): St, request: Request, next: Next) -> Response {
             .and_then(|h| h.to_str().ok())
             .map(host_name);
         if let Some(host) = host
-            && !hosts.iter().any(|h| *h == host)
+            && !hosts.contains(&host)
         {
             return ApiError::new(
                 StatusCode::MISDIRECTED_REQUEST,
@@ -125,7 +125,10 @@ async fn guard(State(shared): St, request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -284,13 +287,15 @@ async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Vec<u8
         }
         Ok(out)
     };
-    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
-        Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!("the request body did not arrive within {timeout:?}"),
-        ))
-    })
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!("the request body did not arrive within {timeout:?}"),
+            ))
+        })
 }
 
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
@@ -585,9 +590,7 @@ async fn action(
         }
         Action::Stop | Action::Restart => {
             let done = match action {
-                Action::Stop => {
-                    tokio::time::timeout(shared.action_timeout, target.stop()).await
-                }
+                Action::Stop => tokio::time::timeout(shared.action_timeout, target.stop()).await,
                 _ => tokio::time::timeout(shared.action_timeout, target.restart()).await,
             };
             match done {
@@ -667,7 +670,11 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} is not allowed on {}", request.method(), request.uri().path()),
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
     )
 }
 
@@ -689,7 +696,15 @@ mod tests {
         ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
-        for good in ["/", "/api/v1/graph", "/a/...b", "/a/b..", "/a/%2", "/a/%zz", "/a.b/c"] {
+        for good in [
+            "/",
+            "/api/v1/graph",
+            "/a/...b",
+            "/a/b..",
+            "/a/%2",
+            "/a/%zz",
+            "/a.b/c",
+        ] {
             assert!(!has_dot_segment(good), "{good}");
         }
     }
@@ -707,9 +722,15 @@ mod tests {
     fn the_token_check() {
         let mut headers = HeaderMap::new();
         let read_only = Auth::new(None);
-        assert_eq!(read_only.check(&headers).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            read_only.check(&headers).unwrap_err().status,
+            StatusCode::FORBIDDEN
+        );
         let auth = Auth::new(Some("s3cret"));
-        assert_eq!(auth.check(&headers).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            auth.check(&headers).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
         for (value, ok) in [
             ("Bearer s3cret", true),
             ("bearer s3cret", true),

@@ -66,7 +66,11 @@ pub(crate) fn changes_frame(seq: u64, at_ms: u64, changes: &[Change]) -> Bytes {
         at_ms,
         changes,
     };
-    frame("changes", seq, &serde_json::to_vec(&doc).unwrap_or_default())
+    frame(
+        "changes",
+        seq,
+        &serde_json::to_vec(&doc).unwrap_or_default(),
+    )
 }
 
 /// The `heartbeat` event at `seq`.
@@ -77,7 +81,11 @@ pub(crate) fn heartbeat_frame(seq: u64, at_ms: u64) -> Bytes {
         seq,
         at_ms,
     };
-    frame("heartbeat", seq, &serde_json::to_vec(&doc).unwrap_or_default())
+    frame(
+        "heartbeat",
+        seq,
+        &serde_json::to_vec(&doc).unwrap_or_default(),
+    )
 }
 
 /// The bounds on stream clients.

@@ -172,7 +172,11 @@ impl Snapshot {
         at: tokio::time::Instant,
         services: Vec<View>,
     ) -> Snapshot {
-        let index = services.iter().enumerate().map(|(i, v)| (v.id, i)).collect();
+        let index = services
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.id, i))
+            .collect();
         Snapshot {
             seq,
             at_ms,
@@ -309,8 +313,7 @@ pub(crate) fn diff(prev: &Snapshot, next: &Snapshot) -> Vec<Change> {
                 to: new.state,
             });
         }
-        if new.stats.crashes != old.stats.crashes || new.stats.last_crash != old.stats.last_crash
-        {
+        if new.stats.crashes != old.stats.crashes || new.stats.last_crash != old.stats.last_crash {
             changes.push(Change::Crashed {
                 id: new.id,
                 crashes: new.stats.crashes,
@@ -393,18 +396,33 @@ mod tests {
         let changes = diff(&before, &after);
         let kinds: Vec<String> = changes
             .iter()
-            .map(|c| serde_json::to_value(c).unwrap()["kind"].as_str().unwrap().to_owned())
+            .map(|c| {
+                serde_json::to_value(c).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         assert_eq!(
             kinds,
-            ["removed", "state", "crashed", "restarted", "updated", "added"]
+            [
+                "removed",
+                "state",
+                "crashed",
+                "restarted",
+                "updated",
+                "added"
+            ]
         );
         let restarted = serde_json::to_value(&changes[3]).unwrap();
         assert_eq!(restarted["restart_count"], 2);
         assert_eq!(restarted["crash"]["reason"], "boom");
         assert_eq!(restarted["crash"]["at_ms"], 7);
         let state = serde_json::to_value(&changes[1]).unwrap();
-        assert_eq!((state["from"].as_str(), state["to"].as_str()), (Some("running"), Some("crashed")));
+        assert_eq!(
+            (state["from"].as_str(), state["to"].as_str()),
+            (Some("running"), Some("crashed"))
+        );
     }
 
     #[test]

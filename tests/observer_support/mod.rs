@@ -95,7 +95,10 @@ impl Api {
     pub async fn services(&self) -> Vec<Value> {
         let reply = self.get("/api/v1/graph").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        reply.json["services"].as_array().cloned().unwrap_or_default()
+        reply.json["services"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The id of the service labelled `label` in the latest snapshot.
