@@ -39,6 +39,7 @@ pub struct ObserverConfig {
     pub(crate) write_timeout: Duration,
     pub(crate) action_timeout: Duration,
     pub(crate) body_timeout: Duration,
+    pub(crate) send_buffer: Option<u32>,
     pub(crate) allowed_hosts: Vec<String>,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -67,6 +68,7 @@ impl fmt::Debug for ObserverConfig {
             .field("write_timeout", &self.write_timeout)
             .field("action_timeout", &self.action_timeout)
             .field("body_timeout", &self.body_timeout)
+            .field("send_buffer", &self.send_buffer)
             .field("allowed_hosts", &self.allowed_hosts)
             .finish_non_exhaustive()
     }
@@ -77,7 +79,8 @@ impl ObserverConfig {
     /// 250 ms, a heartbeat after 5 s without changes, request bodies up to 16 KiB, at most 64
     /// event streams and 256 connections, a stream client dropped once 1,024 events or 1 MiB
     /// wait for it, a write that makes no progress for 10 s ends its connection, an action
-    /// answered within 10 s (else `202 Accepted`), a request body given 10 s to arrive.
+    /// answered within 10 s (else `202 Accepted`), a request body given 10 s to arrive, socket
+    /// send buffers of 256 KiB.
     pub fn new() -> Self {
         ObserverConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
@@ -92,6 +95,7 @@ impl ObserverConfig {
             write_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            send_buffer: Some(256 * 1024),
             allowed_hosts: Vec::new(),
             #[cfg(feature = "prometheus")]
             prometheus: None,
@@ -182,6 +186,15 @@ impl ObserverConfig {
     /// How long a request body may take to arrive; a slower one gets `408`. Default 10 s.
     pub fn body_timeout(mut self, timeout: Duration) -> Self {
         self.body_timeout = timeout;
+        self
+    }
+
+    /// The socket send buffer of each connection (`SO_SNDBUF`), or `None` for the system's
+    /// (which grows up to several MiB per connection). Default 256 KiB: plenty for a page
+    /// (on loopback or a LAN), and a client that stops reading holds at most that much kernel
+    /// memory before its writes stall and [`write_timeout`](Self::write_timeout) closes it.
+    pub fn send_buffer(mut self, bytes: Option<u32>) -> Self {
+        self.send_buffer = bytes;
         self
     }
 

@@ -315,7 +315,7 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
 
 /// `GET /api/v1/graph`: the latest snapshot.
 async fn graph(State(shared): St) -> Response {
-    json_response(StatusCode::OK, shared.hub.latest().json())
+    json_response(StatusCode::OK, shared.hub.latest_for_reading().json())
 }
 
 #[derive(Serialize)]
@@ -330,7 +330,10 @@ struct StatusDoc {
     observing: bool,
     read_only: bool,
     interval_ms: u64,
+    /// How long the last look (graph snapshot, figures, diff) took, in microseconds.
+    look_us: u64,
     stream_clients: usize,
+    stream_queued_bytes: usize,
     streams_dropped: u64,
     connections: usize,
     connections_refused: u64,
@@ -350,7 +353,9 @@ async fn status(State(shared): St) -> Response {
         observing: shared.system.is_observing(),
         read_only: shared.auth.is_read_only(),
         interval_ms: u64::try_from(shared.interval.as_millis()).unwrap_or(u64::MAX),
+        look_us: u64::try_from(shared.hub.look_time().as_micros()).unwrap_or(u64::MAX),
         stream_clients: shared.hub.clients(),
+        stream_queued_bytes: shared.hub.queued_bytes(),
         streams_dropped: shared.hub.dropped(),
         connections: shared.counters.connections.load(Ordering::Relaxed),
         connections_refused: shared.counters.refused.load(Ordering::Relaxed),

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use futures::Stream;
@@ -26,17 +27,22 @@ use super::sample::{Change, Snapshot, VERSION};
 
 /// An SSE frame: `event: <kind>`, `id: <seq>`, `data: <json>`.
 pub(crate) fn frame(kind: &str, seq: u64, json: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(json.len() + kind.len() + 40);
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(kind.as_bytes());
-    out.extend_from_slice(b"\nid: ");
-    out.extend_from_slice(seq.to_string().as_bytes());
-    out.extend_from_slice(b"\ndata: ");
+    let head = frame_head(kind, seq);
+    let mut out = Vec::with_capacity(head.len() + json.len() + FRAME_END.len());
+    out.extend_from_slice(&head);
     // serde_json's compact output has no raw newline, so the document is one data line.
     out.extend_from_slice(json);
-    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(FRAME_END);
     Bytes::from(out)
 }
+
+/// What an SSE frame has before its JSON document.
+fn frame_head(kind: &str, seq: u64) -> Bytes {
+    Bytes::from(format!("event: {kind}\nid: {seq}\ndata: "))
+}
+
+/// What ends an SSE frame.
+const FRAME_END: &[u8] = b"\n\n";
 
 #[derive(Serialize)]
 struct ChangesDoc<'a> {
@@ -103,7 +109,17 @@ pub(crate) struct Hub {
     limits: Limits,
     /// Clients dropped for being too slow.
     dropped: AtomicU64,
+    /// How long the last look took, in microseconds.
+    look_us: AtomicU64,
+    /// When the hub was made: the origin of `wanted_at`.
+    origin: tokio::time::Instant,
+    /// When the snapshot document was last asked for: milliseconds after `origin`, plus one
+    /// (zero: never).
+    wanted_at: AtomicU64,
 }
+
+/// How long after the last request for the snapshot document the sampler keeps making it.
+const WANTED_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct State {
@@ -141,6 +157,9 @@ impl Hub {
             }),
             limits,
             dropped: AtomicU64::new(0),
+            look_us: AtomicU64::new(0),
+            origin: tokio::time::Instant::now(),
+            wanted_at: AtomicU64::new(0),
         }
     }
 
@@ -155,9 +174,59 @@ impl Hub {
         self.lock().latest.clone()
     }
 
+    /// The latest snapshot, for a reader of its document (the graph endpoint): notes that
+    /// the document is wanted.
+    pub(crate) fn latest_for_reading(&self) -> Arc<Snapshot> {
+        self.note_wanted();
+        self.latest()
+    }
+
+    fn note_wanted(&self) {
+        let since = self.origin.elapsed().as_millis();
+        self.wanted_at.store(
+            u64::try_from(since).unwrap_or(u64::MAX - 1) + 1,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Whether the snapshot document was asked for recently (a graph request or a new stream
+    /// client in the last 10 s): the sampler then makes it as it takes the snapshot.
+    pub(crate) fn snapshot_wanted(&self) -> bool {
+        match self.wanted_at.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let at = self.origin + Duration::from_millis(at - 1);
+                at.elapsed() < WANTED_FOR
+            }
+        }
+    }
+
     /// How many stream clients are connected.
     pub(crate) fn clients(&self) -> usize {
         self.lock().clients.len()
+    }
+
+    /// The bytes waiting for stream clients, all clients together (each event counted once
+    /// per client it waits for, though clients share one copy).
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.lock()
+            .clients
+            .values()
+            .map(|c| c.queued.bytes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Notes how long a look took.
+    pub(crate) fn set_look_time(&self, took: Duration) {
+        self.look_us.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// How long the last look took.
+    pub(crate) fn look_time(&self) -> Duration {
+        Duration::from_micros(self.look_us.load(Ordering::Relaxed))
     }
 
     /// How many stream clients were dropped for being too slow.
@@ -205,6 +274,7 @@ impl Hub {
     /// # Errors
     /// [`TooManyStreams`] when `max_streams` clients are connected.
     pub(crate) fn subscribe(self: &Arc<Self>) -> Result<Subscription, TooManyStreams> {
+        self.note_wanted();
         let mut state = self.lock();
         if state.clients.len() >= self.limits.max_streams {
             return Err(TooManyStreams(self.limits.max_streams));
@@ -224,6 +294,7 @@ impl Hub {
             hub: self.clone(),
             id,
             snapshot: Some(state.latest.clone()),
+            pieces: Vec::new(),
             rx,
             queued,
         })
@@ -240,6 +311,8 @@ pub(crate) struct Subscription {
     hub: Arc<Hub>,
     id: u64,
     snapshot: Option<Arc<Snapshot>>,
+    /// What is left of the snapshot frame to send, last piece first.
+    pieces: Vec<Bytes>,
     rx: mpsc::Receiver<Bytes>,
     queued: Arc<Queued>,
 }
@@ -263,21 +336,26 @@ impl Subscription {
     pub(crate) fn into_stream(self) -> impl Stream<Item = Result<Bytes, io::Error>> + Send {
         futures::stream::unfold(self, |mut sub| async move {
             if let Some(snapshot) = sub.snapshot.take() {
-                // Serialized outside the hub's lock (once per snapshot, shared).
-                let event = frame("snapshot", snapshot.seq, &snapshot.json());
-                return Some((Ok(event), sub));
+                // The snapshot frame goes out in three pieces: its head, the snapshot's
+                // document (made once per snapshot, outside the hub's lock, and shared by every
+                // client that starts from it, not copied per client), its end.
+                sub.pieces = vec![Bytes::from_static(FRAME_END), snapshot.json()];
+                return Some((Ok(frame_head("snapshot", snapshot.seq)), sub));
             }
-            match sub.rx.recv().await {
+            if let Some(piece) = sub.pieces.pop() {
+                return Some((Ok(piece), sub));
+            }
+            let item = match sub.rx.recv().await {
                 Some(event) => {
                     sub.queued.bytes.fetch_sub(event.len(), Ordering::AcqRel);
-                    Some((Ok(event), sub))
+                    Ok(event)
                 }
-                None if sub.queued.lagged.swap(false, Ordering::AcqRel) => Some((
-                    Err(io::Error::other("stream client dropped: too slow")),
-                    sub,
-                )),
-                None => None,
-            }
+                None if sub.queued.lagged.swap(false, Ordering::AcqRel) => {
+                    Err(io::Error::other("stream client dropped: too slow"))
+                }
+                None => return None,
+            };
+            Some((item, sub))
         })
     }
 }
@@ -301,6 +379,24 @@ mod tests {
         s
     }
 
+    /// The frames in `pieces` (a frame may come in several pieces), and whether they end in
+    /// an error.
+    fn frames(pieces: &[Result<Bytes, io::Error>]) -> (Vec<String>, bool) {
+        let mut text = String::new();
+        for piece in pieces.iter().flatten() {
+            text.push_str(std::str::from_utf8(piece).unwrap());
+        }
+        assert!(
+            text.is_empty() || text.ends_with("\n\n"),
+            "whole frames: {text:?}"
+        );
+        let frames = text
+            .split_terminator("\n\n")
+            .map(|f| format!("{f}\n\n"))
+            .collect();
+        (frames, pieces.last().is_some_and(Result::is_err))
+    }
+
     #[tokio::test]
     async fn a_client_gets_the_snapshot_then_every_later_event_in_order() {
         let hub = hub(16, 1 << 20);
@@ -309,15 +405,35 @@ mod tests {
         assert_eq!(sub.start_seq(), Some(1));
         hub.publish(snapshot(2), Some(frame("changes", 2, b"{}")));
         hub.publish(snapshot(3), Some(frame("changes", 3, b"{}")));
-        let got: Vec<String> = sub
-            .into_stream()
-            .take(3)
-            .map(|f| String::from_utf8(f.unwrap().to_vec()).unwrap())
-            .collect()
-            .await;
-        assert!(got[0].starts_with("event: snapshot\nid: 1\n"), "{got:?}");
+        // The snapshot in three pieces, then the two events.
+        let got: Vec<_> = sub.into_stream().take(5).collect().await;
+        let (got, failed) = frames(&got);
+        assert!(!failed);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].starts_with("event: snapshot\nid: 1\ndata: {"),
+            "{got:?}"
+        );
+        let doc: serde_json::Value =
+            serde_json::from_str(got[0].trim_end().split_once("data: ").unwrap().1).unwrap();
+        assert_eq!(doc["type"], "snapshot");
+        assert_eq!(doc["seq"], 1);
         assert!(got[1].starts_with("event: changes\nid: 2\n"));
         assert!(got[2].starts_with("event: changes\nid: 3\n"));
+    }
+
+    #[tokio::test]
+    async fn clients_that_start_from_one_snapshot_share_its_document() {
+        let hub = hub(16, 1 << 20);
+        hub.publish(snapshot(1), None);
+        let first = |sub: Subscription| async move {
+            let pieces: Vec<_> = sub.into_stream().take(2).collect().await;
+            pieces.into_iter().nth(1).unwrap().unwrap()
+        };
+        let a = first(hub.subscribe().unwrap()).await;
+        let b = first(hub.subscribe().unwrap()).await;
+        assert!(a.starts_with(b"{\"version\""));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one copy, not one per client");
     }
 
     #[tokio::test]
@@ -330,9 +446,9 @@ mod tests {
         assert_eq!(hub.clients(), 0);
         assert_eq!(hub.dropped(), 1);
         let got: Vec<_> = sub.into_stream().collect().await;
-        assert_eq!(got.len(), 4, "snapshot, two events, then the error");
-        assert!(got[..3].iter().all(Result::is_ok));
-        assert!(got[3].is_err());
+        let (frames, failed) = frames(&got);
+        assert_eq!(frames.len(), 3, "snapshot, two events: {frames:?}");
+        assert!(failed, "then the error");
     }
 
     #[tokio::test]
@@ -353,8 +469,23 @@ mod tests {
         let sub = hub.subscribe().unwrap();
         hub.send(&Bytes::from(vec![b'x'; 100]));
         assert_eq!(hub.clients(), 1);
-        let got: Vec<_> = sub.into_stream().take(2).collect().await;
-        assert_eq!(got[1].as_ref().unwrap().len(), 100);
+        // The snapshot's three pieces, then the event.
+        let got: Vec<_> = sub.into_stream().take(4).collect().await;
+        assert_eq!(got[3].as_ref().unwrap().len(), 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_snapshot_document_is_wanted_for_10_s_after_a_reader() {
+        let hub = hub(4, 1 << 20);
+        assert!(!hub.snapshot_wanted(), "nobody asked yet");
+        hub.latest_for_reading();
+        assert!(hub.snapshot_wanted());
+        tokio::time::advance(WANTED_FOR - Duration::from_millis(1)).await;
+        assert!(hub.snapshot_wanted());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(!hub.snapshot_wanted());
+        let _sub = hub.subscribe().unwrap();
+        assert!(hub.snapshot_wanted(), "a new stream client wants it too");
     }
 
     #[tokio::test]

@@ -98,6 +98,13 @@
 //! with `"pending": true` when the stop or restart had not finished after the action timeout
 //! (it goes on).
 //!
+//! The **status** document (`type: "status"`) is the observer's own account: `seq` and
+//! `snapshot_at_ms` of the latest snapshot, `services`, `observing` (message observation on),
+//! `read_only`, `interval_ms`, `look_us` (how long the last look took, in microseconds),
+//! `stream_clients`, `stream_queued_bytes` (what waits for them, summed over the clients),
+//! `streams_dropped` (clients dropped for being too slow), `connections`,
+//! `connections_refused` and `writes_timed_out`.
+//!
 //! An **error** is `{"version": 1, "error": {"status": 404, "code": "unknown_service",
 //! "message": "…"}}`, with codes: `bad_path` (400: a `.` or `..` segment, a bad path),
 //! `bad_id` (400: not a UUID), `bad_json` and `bad_body` (400), `read_only` (403: no token
@@ -122,7 +129,10 @@
 //! - Bad input gets a 4xx JSON error (see above), never a panic or a hang: bodies are limited
 //!   ([`ObserverConfig::max_body`], `413` beyond), headers must arrive within 10 s, writes that
 //!   make no progress for [`ObserverConfig::write_timeout`] close the connection, streams and
-//!   connections are capped.
+//!   connections are capped. A client that stops reading holds at most its connection's
+//!   send buffer ([`ObserverConfig::send_buffer`]) and its stream queue
+//!   ([`ObserverConfig::stream_queue`]) until it is closed; the snapshot a new stream client
+//!   starts from is one shared document, not a copy per client.
 //! - Every response carries a Content-Security-Policy that lets the page load only its own
 //!   script and style and talk only to its own origin, `X-Frame-Options: DENY`,
 //!   `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer`.
@@ -190,7 +200,8 @@ impl Service for Observer {
             return Err(ObserverError::EmptyToken.into());
         }
         let addr = self.bound.unwrap_or(config.bind);
-        let listener = serve::bind(addr).map_err(|source| ObserverError::Bind { addr, source })?;
+        let listener = serve::bind(addr, config.send_buffer)
+            .map_err(|source| ObserverError::Bind { addr, source })?;
         let local = listener
             .local_addr()
             .map_err(|source| ObserverError::Bind { addr, source })?;
@@ -361,6 +372,7 @@ async fn sample_loop(
     loop {
         ticks.tick().await;
         upkeep();
+        let started = tokio::time::Instant::now();
         let graph = registry.graph().await;
         let prev = hub.latest();
         let mut next: Snapshot = look(
@@ -372,17 +384,28 @@ async fn sample_loop(
         )
         .await;
         let changes = diff(&prev, &next);
-        if changes.is_empty() {
-            if last_event.elapsed() >= heartbeat {
-                hub.send(&hub::heartbeat_frame(next.seq, now_ms()));
+        let event = (!changes.is_empty()).then(|| {
+            next.seq += 1;
+            hub::changes_frame(next.seq, next.at_ms, &changes)
+        });
+        // While graph requests or new stream clients come, the snapshot document is made here,
+        // before it is published, rather than by the first reader (who would wait for it).
+        if hub.snapshot_wanted() {
+            next.json();
+        }
+        hub.set_look_time(started.elapsed());
+        match event {
+            Some(event) => {
+                hub.publish(next, Some(event));
                 last_event = tokio::time::Instant::now();
             }
-            hub.publish(next, None);
-        } else {
-            next.seq += 1;
-            let event = hub::changes_frame(next.seq, next.at_ms, &changes);
-            hub.publish(next, Some(event));
-            last_event = tokio::time::Instant::now();
+            None => {
+                if last_event.elapsed() >= heartbeat {
+                    hub.send(&hub::heartbeat_frame(next.seq, now_ms()));
+                    last_event = tokio::time::Instant::now();
+                }
+                hub.publish(next, None);
+            }
         }
     }
 }

@@ -40,14 +40,18 @@ pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
 }
 
-/// Binds `addr` (with `SO_REUSEADDR`, so a restarted observer gets its port back at once).
-pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds `addr` (with `SO_REUSEADDR`, so a restarted observer gets its port back at once), with
+/// `send_buffer` as the send buffer of the connections it accepts (they inherit it).
+pub(crate) fn bind(addr: SocketAddr, send_buffer: Option<u32>) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if let Some(bytes) = send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
     socket.bind(addr)?;
     socket.listen(1024)
 }
@@ -207,7 +211,7 @@ mod tests {
     /// A peer that never reads: the writer's pending write fails after the timeout.
     #[tokio::test]
     async fn a_write_that_makes_no_progress_fails_after_the_timeout() {
-        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap(), Some(64 * 1024)).unwrap();
         let addr = listener.local_addr().unwrap();
         let _peer = TcpStream::connect(addr).await.unwrap();
         let (stream, _) = listener.accept().await.unwrap();
