@@ -147,10 +147,11 @@ async fn the_graph_shows_the_tree_in_the_versioned_schema() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_service_in_detail_stats_tasks_flags_and_last_crash() {
     let t = tree(ObserverConfig::new()).await;
+    // Someone looks (the graph), so the messages from now on are observed.
+    let tasked = t.api.id_of("Tasked").await;
     for _ in 0..50 {
         t.echo.ask(Ping).await.unwrap();
     }
-    let tasked = t.api.id_of("Tasked").await;
     let reply = t.api.get(&format!("/api/v1/services/{tasked}")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.json["version"], 1);
@@ -521,11 +522,120 @@ fn uuid_like() -> String {
     "7d444840-9dc0-11d1-b245-5ffdce74fad2".to_owned()
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Waits (at most 10 s, checking every 10 ms) until `cond` holds; panics naming `what`.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// How long observation stays on after the last watcher, in the tests that watch it switch.
+const LINGER: Duration = Duration::from_millis(400);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn observation_is_on_while_the_observer_serves() {
+async fn observation_is_on_while_someone_watches() {
     let system = System::new();
+    let echo = system.spawn(Echo).await.unwrap();
+    let config = ObserverConfig::new()
+        .bind(any_port())
+        .interval(Duration::from_millis(20))
+        .heartbeat(Duration::from_millis(50))
+        .stop_observing_after(Some(LINGER));
+    let listening = config.listening();
+    let observer = system.spawn(Observer::new(config)).await.unwrap();
+    let api = Api::new(listening.addr().unwrap());
+    assert!(!system.is_observing(), "nobody watches yet");
+    // The observer's own figures do not count as watching.
+    let status = api.get("/api/v1/status").await;
+    assert_eq!(status.json["observing"], false, "{}", status.text);
+    for _ in 0..20 {
+        echo.ask(Ping).await.unwrap();
+    }
+    assert_eq!(
+        echo.service_ref().stats().handled,
+        0,
+        "unwatched: nothing recorded"
+    );
+
+    // A look at the graph turns it on at once, and it goes off once nobody looked for a while.
+    assert_eq!(api.get("/api/v1/graph").await.status, StatusCode::OK);
+    assert!(
+        system.is_observing(),
+        "on by the time the graph is answered"
+    );
+    for _ in 0..20 {
+        echo.ask(Ping).await.unwrap();
+    }
+    assert_eq!(echo.service_ref().stats().handled, 20);
+    eventually("observation off after the linger", || {
+        !system.is_observing()
+    })
+    .await;
+
+    // So does a look at one service.
+    let reply = api.get(&format!("/api/v1/services/{}", echo.id())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(system.is_observing());
+    eventually("observation off after the linger", || {
+        !system.is_observing()
+    })
+    .await;
+
+    // An open stream keeps it on; once it closes, it goes off after the linger.
+    let opened = now_ms();
+    let mut stream = Stream::connect(&api).await;
+    assert!(system.is_observing(), "on by the time the stream answers");
+    // The sampler settles the switch before each look: an event from a look made two
+    // lingers after the stream opened says it has decided with the stream open, past the
+    // linger.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let event = stream.next(left).await.expect("heartbeats within 5 s");
+        if event.doc["at_ms"].as_u64().unwrap() >= opened + 2 * LINGER.as_millis() as u64 {
+            break;
+        }
+    }
+    assert!(system.is_observing(), "still on while the stream is open");
+    drop(stream);
+    eventually("observation off after the stream closed", || {
+        !system.is_observing()
+    })
+    .await;
+    for _ in 0..20 {
+        echo.ask(Ping).await.unwrap();
+    }
+    assert_eq!(
+        echo.service_ref().stats().handled,
+        20,
+        "unwatched again: nothing more"
+    );
+    let status = api.get("/api/v1/status").await;
+    assert_eq!(status.json["observing"], false, "{}", status.text);
+    observer.stop().await.unwrap();
     assert!(!system.is_observing());
-    let config = ObserverConfig::new().bind(any_port());
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observation_always_on_when_asked_and_what_the_program_turned_on_stays_on() {
+    let system = System::new();
+    // Without a linger: on from the start, watched or not, off at the stop.
+    let config = ObserverConfig::new()
+        .bind(any_port())
+        .stop_observing_after(None);
     let listening = config.listening();
     let observer = system.spawn(Observer::new(config)).await.unwrap();
     assert!(system.is_observing());
@@ -540,12 +650,16 @@ async fn observation_is_on_while_the_observer_serves() {
         "nothing listens after the stop"
     );
 
-    // Left on when it was on before.
+    // Left on when the program turned it on, watched or not (the linger's part of this is
+    // checked in paused time by the unit tests of src/observe/watch.rs).
     system.set_observing(true);
     let config = ObserverConfig::new().bind(any_port());
+    let listening = config.listening();
     let observer = system.spawn(Observer::new(config)).await.unwrap();
+    let api = Api::new(listening.addr().unwrap());
+    assert_eq!(api.get("/api/v1/graph").await.status, StatusCode::OK);
     observer.stop().await.unwrap();
-    assert!(system.is_observing());
+    assert!(system.is_observing(), "not the observer's to turn off");
     system.shutdown().await.unwrap();
 }
 
@@ -695,7 +809,9 @@ impl Handler<Ping> for Metered {
 #[cfg(feature = "prometheus")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_in_the_prometheus_format() {
-    let t = tree(ObserverConfig::new()).await;
+    // Observation on for the observer's whole life, as for a Prometheus server that scrapes
+    // less often than the linger.
+    let t = tree(ObserverConfig::new().stop_observing_after(None)).await;
     let metered = t.system.spawn(Metered).await.unwrap();
     for _ in 0..20 {
         metered.ask(Ping).await.unwrap();

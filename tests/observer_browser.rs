@@ -192,6 +192,10 @@ async fn the_page_in_a_real_browser() {
         .token(TOKEN);
     let listening = config.listening();
     system.spawn(Observer::new(config)).await.unwrap();
+    assert!(
+        !system.is_observing(),
+        "nobody watches before the page opens"
+    );
     let url = listening.url().unwrap();
     // Some traffic, for messages/s and handle times.
     let traffic = tokio::spawn({
@@ -241,7 +245,7 @@ async fn the_page_in_a_real_browser() {
         .await
         .unwrap();
 
-    let result = drive(&client, &url, &payments).await;
+    let result = drive(&client, &url, &payments, &checkout).await;
     let shot = client.screenshot().await;
     let _ = client.close().await;
     traffic.abort();
@@ -258,7 +262,12 @@ async fn the_page_in_a_real_browser() {
 }
 
 /// The checks; an `Err` names the first that failed.
-async fn drive(client: &Client, url: &str, payments: &Addr<Stage>) -> Result<(), String> {
+async fn drive(
+    client: &Client,
+    url: &str,
+    payments: &Addr<Stage>,
+    checkout: &Addr<Stage>,
+) -> Result<(), String> {
     client.goto(url).await.map_err(|e| e.to_string())?;
 
     // The tree shows the services, nested as they are.
@@ -301,6 +310,14 @@ async fn drive(client: &Client, url: &str, payments: &Addr<Stage>) -> Result<(),
     .await;
     if live != true {
         return Err("the stream never said live".into());
+    }
+    // The page watches, so the messages are observed: Checkout's messages/s shows.
+    let rate = format!(
+        "Number({}.querySelector('.rate').textContent) > 0",
+        row(checkout.id())
+    );
+    if wait_in_page(client, &rate, Duration::from_secs(5)).await != true {
+        return Err("Checkout's messages/s never rose above 0".into());
     }
 
     // A crash injected from here: red, and a higher restart count, within 2 s, no reload.

@@ -24,11 +24,14 @@ use super::hub::Hub;
 use super::page;
 use super::sample::{Crash, Figures, Quantiles, VERSION, now_ms, state_str};
 use super::serve::Counters;
+use super::watch::Watchers;
 use crate::{CrashReason, ServiceRef, ServiceState, System};
 
 /// What every request handler shares.
 pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
+    /// Who watches: reading figures (the graph, a service, `/metrics`, the stream) counts.
+    pub(crate) watchers: Arc<Watchers>,
     pub(crate) system: System,
     pub(crate) auth: Auth,
     /// The observer and its ancestors: acting on them would stop the observer under the
@@ -315,6 +318,7 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
 
 /// `GET /api/v1/graph`: the latest snapshot.
 async fn graph(State(shared): St) -> Response {
+    shared.watchers.touch();
     json_response(StatusCode::OK, shared.hub.latest_for_reading().json())
 }
 
@@ -327,6 +331,7 @@ struct StatusDoc {
     seq: u64,
     snapshot_at_ms: u64,
     services: usize,
+    /// Whether message observation is on (someone watches, or the program turned it on).
     observing: bool,
     read_only: bool,
     interval_ms: u64,
@@ -366,6 +371,8 @@ async fn status(State(shared): St) -> Response {
 
 /// `GET /api/v1/events`: the live stream (Server-Sent Events).
 async fn events(State(shared): St) -> Result<Response, ApiError> {
+    use futures::StreamExt as _;
+
     let subscription = shared.hub.subscribe().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -373,7 +380,13 @@ async fn events(State(shared): St) -> Result<Response, ApiError> {
             format!("{} event streams are open already", e.0),
         )
     })?;
-    let mut response = Response::new(Body::from_stream(subscription.into_stream()));
+    // The stream is a watcher for as long as it lives (the guard goes with it).
+    let watch = shared.watchers.stream();
+    let stream = subscription.into_stream().map(move |item| {
+        let _watching = &watch;
+        item
+    });
+    let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -482,6 +495,7 @@ async fn service(
 ) -> Result<Response, ApiError> {
     let Path(raw) = path.map_err(|e| path_error(&e))?;
     let id = parse_id(&raw)?;
+    shared.watchers.touch();
     let found = shared.find(id).await?;
     let doc = ServiceDoc {
         version: VERSION,
@@ -644,6 +658,7 @@ async fn action(
 /// `GET /metrics`: the Prometheus text format (feature `prometheus`).
 #[cfg(feature = "prometheus")]
 async fn metrics(State(shared): St) -> Result<Response, ApiError> {
+    shared.watchers.touch();
     match &shared.prometheus {
         Ok(handle) => {
             let mut response = Response::new(Body::from(handle.render()));

@@ -32,11 +32,16 @@
 //! snapshot and the stream sends what changed since the one before. Nothing else tracks the
 //! services: a service the graph does not hold does not exist for the observer.
 //!
-//! **While it serves, the observer turns message observation on**
+//! **While someone watches, the observer turns message observation on**
 //! ([`System::set_observing`](crate::System::set_observing)): each message then records its
-//! mailbox wait and handle time, which the figures (messages/s, p50/p99) come from. It turns it
-//! off again when it stops, unless it was on before it started. Crashes and restarts are
-//! counted either way.
+//! mailbox wait and handle time, which the figures (messages/s, p50/p99) come from. Someone
+//! watches while an event stream is open (the page keeps one) and for 30 s after a request for
+//! the graph, a service or `/metrics`, or after the last stream closed
+//! ([`ObserverConfig::stop_observing_after`]); then the observer turns observation off again,
+//! so an observer that nobody watches costs the messages nothing. It never turns off what the
+//! program turned on itself, and turns it off when it stops. Crashes and restarts are counted
+//! either way. The look every `interval` goes on regardless (its duration is `look_us` in the
+//! status document): it costs per service, not per message.
 //!
 //! # The HTTP API, version 1
 //! Every JSON document has `"version": 1` and a `"type"`. Times are milliseconds since the Unix
@@ -103,7 +108,7 @@
 //! `read_only`, `interval_ms`, `look_us` (how long the last look took, in microseconds),
 //! `stream_clients`, `stream_queued_bytes` (what waits for them, summed over the clients),
 //! `streams_dropped` (clients dropped for being too slow), `connections`,
-//! `connections_refused` and `writes_timed_out`.
+//! `connections_refused` and `writes_timed_out`. Reading it does not count as watching.
 //!
 //! An **error** is `{"version": 1, "error": {"status": 404, "code": "unknown_service",
 //! "message": "…"}}`, with codes: `bad_path` (400: a `.` or `..` segment, a bad path),
@@ -146,6 +151,7 @@ mod hub;
 mod page;
 mod sample;
 mod serve;
+mod watch;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -161,6 +167,7 @@ use uuid::Uuid;
 use crate::{Addr, Context, HookResult, Registry, Service, ServiceRef};
 use hub::{Hub, Limits};
 use sample::{Snapshot, diff, look, now_ms};
+use watch::Watchers;
 
 /// The observer service: see the [module docs](self).
 #[derive(Debug)]
@@ -169,8 +176,8 @@ pub struct Observer {
     /// Where it listened last: a restart binds the same address again (so a page keeps working
     /// when the port was 0).
     bound: Option<SocketAddr>,
-    /// Whether this observer turned message observation on (and so turns it off at its stop).
-    turned_on: bool,
+    /// Who watches, while it serves: they drive message observation.
+    watchers: Option<Arc<Watchers>>,
 }
 
 impl Observer {
@@ -179,7 +186,7 @@ impl Observer {
         Observer {
             config,
             bound: None,
-            turned_on: false,
+            watchers: None,
         }
     }
 
@@ -208,9 +215,9 @@ impl Service for Observer {
         self.bound = Some(local);
 
         let system = ctx.system();
-        if !system.is_observing() {
-            system.set_observing(true);
-            self.turned_on = true;
+        let watchers = Arc::new(Watchers::new(system.clone(), config.observe_linger));
+        if let Some(earlier) = self.watchers.replace(watchers.clone()) {
+            earlier.release();
         }
         let mut protected = HashSet::new();
         let mut up = Some(ctx.myself().service_ref());
@@ -236,6 +243,7 @@ impl Service for Observer {
         let prometheus = prometheus_handle(config);
         let shared = Arc::new(http::Shared {
             hub: hub.clone(),
+            watchers: watchers.clone(),
             system: system.clone(),
             auth: http::Auth::new(config.token.as_deref()),
             protected,
@@ -281,6 +289,7 @@ impl Service for Observer {
             "observer:sampler",
             sample_loop(
                 hub,
+                watchers,
                 registry,
                 refs,
                 config.interval,
@@ -314,10 +323,10 @@ impl Service for Observer {
         Ok(())
     }
 
-    async fn on_stop(&mut self, ctx: &mut Context<Self>) -> HookResult {
+    async fn on_stop(&mut self, _ctx: &mut Context<Self>) -> HookResult {
         self.config.listening.set(None);
-        if std::mem::take(&mut self.turned_on) {
-            ctx.system().set_observing(false);
+        if let Some(watchers) = self.watchers.take() {
+            watchers.release();
         }
         Ok(())
     }
@@ -357,9 +366,10 @@ fn lookup(registry: &Addr<Registry>, id: Uuid) -> impl Future<Output = Option<Se
 }
 
 /// Takes a snapshot every `interval` and publishes what changed; a heartbeat after `heartbeat`
-/// without a change.
+/// without a change. Turns message observation off once nobody has watched for a while.
 async fn sample_loop(
     hub: Arc<Hub>,
+    watchers: Arc<Watchers>,
     registry: Addr<Registry>,
     mut refs: HashMap<Uuid, ServiceRef>,
     interval: Duration,
@@ -371,6 +381,7 @@ async fn sample_loop(
     let mut last_event = tokio::time::Instant::now();
     loop {
         ticks.tick().await;
+        watchers.settle();
         upkeep();
         let started = tokio::time::Instant::now();
         let graph = registry.graph().await;
