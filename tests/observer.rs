@@ -310,11 +310,48 @@ async fn actions_need_the_token_and_then_work() {
             .unwrap()
             .starts_with("Bearer")
     );
-    for wrong in ["", "correct horse", "correct horse battery staplf", "x"] {
-        let reply = t.api.post(&restart, Some(wrong), "").await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "token {wrong:?}");
+    // Every action, with no token or a wrong one (also for a service that does not exist:
+    // the answer does not tell who exists), gets the typed 401 and does nothing.
+    let unknown = uuid_like();
+    for target in [echo.to_string(), unknown] {
+        for action in ["stop", "restart", "crash"] {
+            let path = format!("/api/v1/services/{target}/{action}");
+            for token in [
+                None,
+                Some(""),
+                Some("correct horse"),
+                Some("correct horse battery staplf"),
+            ] {
+                let reply = t.api.post(&path, token, "").await;
+                assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path} {token:?}");
+                assert_eq!(reply.code(), "unauthorized", "{}", reply.text);
+                assert_eq!(reply.json["version"], 1);
+                assert_eq!(reply.json["error"]["status"], 401);
+                assert_eq!(reply.headers["content-type"], "application/json");
+            }
+        }
+    }
+    // Not a bearer token, or the token in another header: refused the same way.
+    for raw in [
+        format!("Authorization: Basic {TOKEN}"),
+        format!("Authorization: {TOKEN}"),
+        format!("X-Token: {TOKEN}"),
+    ] {
+        let (code, text) = t
+            .api
+            .raw(
+                format!(
+                    "POST /api/v1/services/{echo}/stop HTTP/1.1\r\nHost: 127.0.0.1\r\n{raw}\r\n\
+                     Content-Length: 0\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await;
+        assert_eq!(code, 401, "{raw}: {text}");
+        assert!(text.contains("\"unauthorized\""), "{text}");
     }
     assert_eq!(t.echo.restart_count(), 0, "refused actions did nothing");
+    assert_eq!(t.echo.state(), ServiceState::Running);
 
     let reply = t.api.post(&restart, Some(TOKEN), "").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -474,6 +511,17 @@ async fn bad_input_gets_a_json_4xx_and_the_server_goes_on() {
         "POST /api/v1/services/{echo}/crash HTTP/1.1\r\nHost: 127.0.0.1\r\n\
          Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
          Content-Length: 10000000\r\n\r\n{{\"reason\": \""
+    );
+    let (code, text) = api.raw(head.as_bytes()).await;
+    assert_eq!(code, 413, "{text}");
+    assert!(text.contains("\"too_large\""), "{text}");
+    // A body sent in chunks, with no length announced, past the limit: refused as it comes.
+    let chunk = format!(r#"{{"reason": "{}"#, "y".repeat(1500));
+    let head = format!(
+        "POST /api/v1/services/{echo}/crash HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len()
     );
     let (code, text) = api.raw(head.as_bytes()).await;
     assert_eq!(code, 413, "{text}");
