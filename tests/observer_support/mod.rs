@@ -83,6 +83,25 @@ impl Api {
         }
     }
 
+    /// `GET path`, read whole but not parsed: the status and the body's length.
+    pub async fn fetch(&self, path: &str) -> (StatusCode, usize) {
+        let req = Request::builder()
+            .uri(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .expect("the observer answers within 10 s")
+            .expect("the request goes through");
+        let status = resp.status();
+        let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+            .await
+            .expect("the body arrives within 10 s")
+            .expect("the body reads")
+            .to_bytes();
+        (status, body.len())
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.request(Method::GET, path, None, "").await
     }
@@ -170,6 +189,8 @@ pub struct Event {
     pub kind: String,
     pub id: Option<u64>,
     pub doc: Value,
+    /// The `data:` line as it came (the only form a raw stream keeps).
+    pub data: String,
     /// When the client had it whole.
     pub received: Instant,
 }
@@ -181,12 +202,27 @@ pub struct Stream {
     /// Each service seen so far, by label: its id and state.
     pub known: std::collections::HashMap<String, (String, String)>,
     body: Incoming,
+    /// Whether to parse each event's JSON (a raw stream leaves `doc` null).
+    parse_json: bool,
+    /// The response ended or failed (not merely: no event in time).
+    ended: bool,
     buf: Vec<u8>,
+    /// How far `buf` was searched for an event's end already.
+    scanned: usize,
     pending: std::collections::VecDeque<Event>,
 }
 
 impl Stream {
     pub async fn connect(api: &Api) -> Stream {
+        Self::open(api, true).await
+    }
+
+    /// A stream that does not parse the events' JSON (cheap, for many clients).
+    pub async fn connect_raw(api: &Api) -> Stream {
+        Self::open(api, false).await
+    }
+
+    async fn open(api: &Api, parse_json: bool) -> Stream {
         let req = Request::builder()
             .uri(format!("http://{}/api/v1/events", api.addr))
             .body(Full::new(Bytes::new()))
@@ -204,9 +240,17 @@ impl Stream {
             last_seq: 0,
             known: Default::default(),
             body: resp.into_body(),
+            parse_json,
+            ended: false,
+            scanned: 0,
             buf: Vec::new(),
             pending: Default::default(),
         }
+    }
+
+    /// Whether the response ended or failed (the server closed it).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// The next event, or `None` if the stream ended, failed or `within` passed.
@@ -220,6 +264,9 @@ impl Stream {
                 self.learn(&event);
                 return Some(event);
             }
+            if self.ended {
+                return None;
+            }
             let frame = tokio::time::timeout_at(deadline, self.body.frame()).await;
             match frame {
                 Ok(Some(Ok(frame))) => {
@@ -228,13 +275,24 @@ impl Stream {
                         self.parse();
                     }
                 }
-                _ => return None,
+                Ok(None | Some(Err(_))) => {
+                    self.ended = true;
+                    return None;
+                }
+                Err(_) => return None,
             }
         }
     }
 
     fn parse(&mut self) {
-        while let Some(end) = find(&self.buf, b"\n\n") {
+        loop {
+            let from = self.scanned.saturating_sub(1);
+            let Some(at) = find(&self.buf[from..], b"\n\n") else {
+                self.scanned = self.buf.len();
+                return;
+            };
+            let end = from + at;
+            self.scanned = 0;
             let block: Vec<u8> = self.buf.drain(..end + 2).collect();
             let text = String::from_utf8_lossy(&block);
             let mut kind = String::from("message");
@@ -249,11 +307,16 @@ impl Stream {
                     data.push_str(v);
                 }
             }
-            let doc = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let doc = if self.parse_json {
+                serde_json::from_str(&data).unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
             self.pending.push_back(Event {
                 kind,
                 id,
                 doc,
+                data,
                 received: Instant::now(),
             });
         }
@@ -342,6 +405,17 @@ impl Stream {
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The number after `"key":` in a JSON text (cheap: no parse of the rest).
+pub fn number_after(text: &str, key: &str) -> Option<u64> {
+    let pattern = format!("\"{key}\":");
+    let start = text.find(&pattern)? + pattern.len();
+    let digits: String = text[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// A loopback address with a free port.
