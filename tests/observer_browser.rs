@@ -31,13 +31,22 @@ const TOKEN: &str = "let-me-in-7f3a";
 const SKIP: &str = "skipped: chromium and chromedriver not found; install them with: \
                     apt-get install chromium chromium-driver (or, as root: bash scripts/ensure-chromium.sh)";
 
-/// A binary from `var` if set (and present), else the first of `candidates` that exists.
+/// A binary from `var` if set (and present), else the first of `candidates` that exists, else
+/// the first of their names found on the `PATH`.
 fn binary(var: &str, candidates: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(var) {
         let path = PathBuf::from(path);
         return path.is_file().then_some(path);
     }
-    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+    if let Some(found) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) {
+        return Some(found);
+    }
+    let path = std::env::var_os("PATH")?;
+    candidates
+        .iter()
+        .filter_map(|c| Path::new(c).file_name())
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
