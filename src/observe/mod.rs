@@ -260,6 +260,7 @@ impl Service for Observer {
         // The first look now: once the observer has started, it shows the tree.
         let registry = system.registry().clone();
         let mut refs = HashMap::new();
+        let started = tokio::time::Instant::now();
         let first = look(
             &registry.graph().await,
             &mut refs,
@@ -268,6 +269,7 @@ impl Service for Observer {
             0,
         )
         .await;
+        hub.set_look_time(started.elapsed());
         hub.publish(first, None);
 
         let upkeep: Box<dyn FnMut() + Send> = {
