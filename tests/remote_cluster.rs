@@ -382,9 +382,15 @@ mod with_nats {
             "{dot}"
         );
         assert_eq!(dot.matches("subgraph").count(), 3);
-        // c leaves: it is listed as left, without a tree.
+        // c leaves: it is listed as left, without a tree (once a has heard it leave: a watch on
+        // c stops when c's leaving heartbeat arrives).
+        let (_, mut on_c) = watcher(&sys_a, &a, WatchTarget::node("c")).await;
         sys_c.shutdown().await.unwrap();
         let _ = c;
+        assert!(matches!(
+            next(&mut on_c).await,
+            Heard::Down { stopped: true, .. }
+        ));
         let cluster = a.cluster_graph(Duration::from_millis(500)).await.unwrap();
         let mc = cluster.member("c").unwrap();
         assert_eq!(mc.state, MemberState::Left);
