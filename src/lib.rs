@@ -84,6 +84,8 @@ pub mod flight;
 pub mod flow;
 pub mod log;
 pub mod logging;
+#[cfg(feature = "observer")]
+pub mod observe;
 pub mod pool;
 pub mod registry;
 #[cfg(feature = "nats")]
@@ -111,6 +113,8 @@ pub use diag::Diag;
 pub use flight::FlightRecorder;
 pub use flow::{FlowControlEvent, FlowControlQueue, ThrowableQueue};
 pub use logging::LogConfig;
+#[cfg(feature = "observer")]
+pub use observe::{Observer, ObserverConfig};
 pub use pool::{Pool, Routing};
 pub use registry::{Graph, Registry};
 pub use scope::Scoped;

@@ -27,17 +27,14 @@ mod with_nats {
 
     use modo::prelude::*;
     use modo::registry::MemberState;
-    use modo::remote::{
-        DownCause, Node, NodeOptions, RemoteChildSpec, RemoteDown, RemoteError, RemoteUp,
-        WatchTarget,
-    };
+    use modo::remote::{DownCause, Node, NodeOptions, RemoteChildSpec, RemoteError, WatchTarget};
     use modo::supervisor::RestartPolicy;
-    use modo::{Down, DownReason, Recipient};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
 
     use crate::remote_app::*;
     use crate::remote_support::NatsServer;
+    use crate::remote_support::watcher::{Heard, next, watcher};
     use crate::server_or_skip;
 
     /// The heartbeat interval of these tests' nodes (misses: 2).
@@ -59,81 +56,6 @@ mod with_nats {
             .await
             .expect("the node's service");
         (system, node)
-    }
-
-    /// What a watcher heard.
-    #[derive(Debug)]
-    enum Heard {
-        Down {
-            at: Instant,
-            stopped: bool,
-            remote: Option<RemoteDown>,
-        },
-        Up {
-            node: String,
-        },
-    }
-
-    /// Watches a remote target through the kernel's watch, and again after each `RemoteUp`.
-    struct Watcher {
-        node: Node,
-        target: WatchTarget,
-        heard: mpsc::UnboundedSender<Heard>,
-    }
-
-    impl Service for Watcher {
-        async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-            let up: Recipient<RemoteUp> = ctx.myself().recipient();
-            let watch = self
-                .node
-                .watch(self.target.clone())
-                .on_up(up)
-                .start()
-                .await?;
-            ctx.watch(&watch);
-            Ok(())
-        }
-
-        async fn on_down(&mut self, down: Down, _ctx: &mut Context<Self>) -> HookResult {
-            let _ = self.heard.send(Heard::Down {
-                at: Instant::now(),
-                stopped: matches!(down.reason(), DownReason::Stopped),
-                remote: RemoteDown::of(&down).cloned(),
-            });
-            Ok(())
-        }
-    }
-
-    impl Handler<RemoteUp> for Watcher {
-        type Reply = ();
-        async fn handle(&mut self, up: RemoteUp, ctx: &mut Context<Self>) {
-            ctx.watch(&up.watch);
-            let _ = self.heard.send(Heard::Up { node: up.node.1 });
-        }
-    }
-
-    async fn watcher(
-        system: &System,
-        node: &Node,
-        target: WatchTarget,
-    ) -> (Addr<Watcher>, mpsc::UnboundedReceiver<Heard>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let w = system
-            .spawn(Watcher {
-                node: node.clone(),
-                target,
-                heard: tx,
-            })
-            .await
-            .expect("the watcher starts");
-        (w, rx)
-    }
-
-    async fn next(rx: &mut mpsc::UnboundedReceiver<Heard>) -> Heard {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("heard something within 10 s")
-            .expect("the watcher runs")
     }
 
     /// Nothing more is heard for `quiet`.
@@ -460,9 +382,15 @@ mod with_nats {
             "{dot}"
         );
         assert_eq!(dot.matches("subgraph").count(), 3);
-        // c leaves: it is listed as left, without a tree.
+        // c leaves: it is listed as left, without a tree (once a has heard it leave: a watch on
+        // c stops when c's leaving heartbeat arrives).
+        let (_, mut on_c) = watcher(&sys_a, &a, WatchTarget::node("c")).await;
         sys_c.shutdown().await.unwrap();
         let _ = c;
+        assert!(matches!(
+            next(&mut on_c).await,
+            Heard::Down { stopped: true, .. }
+        ));
         let cluster = a.cluster_graph(Duration::from_millis(500)).await.unwrap();
         let mc = cluster.member("c").unwrap();
         assert_eq!(mc.state, MemberState::Left);

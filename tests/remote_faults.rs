@@ -34,15 +34,14 @@ mod with_nats {
     use futures::StreamExt;
     use modo::prelude::*;
     use modo::remote::{
-        DownCause, GetExportStats, Node, NodeOptions, RemoteChildSpec, RemoteDown, RemoteUp,
-        WatchTarget,
+        DownCause, GetExportStats, Node, NodeOptions, RemoteChildSpec, WatchTarget,
     };
     use modo::supervisor::RestartPolicy;
-    use modo::{Down, Recipient};
     use tokio::sync::mpsc;
     use tokio::time::Instant;
 
     use crate::remote_app::*;
+    use crate::remote_support::watcher::{Heard, next, watcher};
     use crate::remote_support::{NatsCluster, NatsServer, Netns, example_binary, print_skip};
     use crate::server_or_skip;
 
@@ -135,76 +134,14 @@ mod with_nats {
         }
     }
 
-    /// What a watcher heard, and when.
-    #[derive(Debug)]
-    enum Heard {
-        Down(Instant, Option<RemoteDown>),
-        Up,
-    }
-
-    struct Watcher {
-        node: Node,
-        target: WatchTarget,
-        heard: mpsc::UnboundedSender<Heard>,
-    }
-
-    impl Service for Watcher {
-        async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-            let up: Recipient<RemoteUp> = ctx.myself().recipient();
-            let watch = self
-                .node
-                .watch(self.target.clone())
-                .on_up(up)
-                .start()
-                .await?;
-            ctx.watch(&watch);
-            Ok(())
-        }
-
-        async fn on_down(&mut self, down: Down, _ctx: &mut Context<Self>) -> HookResult {
-            let _ = self
-                .heard
-                .send(Heard::Down(Instant::now(), RemoteDown::of(&down).cloned()));
-            Ok(())
-        }
-    }
-
-    impl Handler<RemoteUp> for Watcher {
-        type Reply = ();
-        async fn handle(&mut self, up: RemoteUp, ctx: &mut Context<Self>) {
-            ctx.watch(&up.watch);
-            let _ = self.heard.send(Heard::Up);
-        }
-    }
-
-    async fn watcher(
-        system: &System,
-        node: &Node,
-        target: WatchTarget,
-    ) -> mpsc::UnboundedReceiver<Heard> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        system
-            .spawn(Watcher {
-                node: node.clone(),
-                target,
-                heard: tx,
-            })
-            .await
-            .expect("the watcher starts");
-        rx
-    }
-
-    async fn next(rx: &mut mpsc::UnboundedReceiver<Heard>) -> Heard {
-        tokio::time::timeout(Duration::from_secs(15), rx.recv())
-            .await
-            .expect("heard within 15 s")
-            .expect("the watcher runs")
-    }
-
     /// A Down caused by a lost node (unreachable), heard within `within` of `since`.
     async fn lost(rx: &mut mpsc::UnboundedReceiver<Heard>, since: Instant) -> Duration {
         match next(rx).await {
-            Heard::Down(at, Some(down)) => {
+            Heard::Down {
+                at,
+                remote: Some(down),
+                ..
+            } => {
                 assert!(
                     matches!(down.cause, DownCause::Unreachable { .. }),
                     "{down}"
@@ -400,8 +337,8 @@ mod with_nats {
         let mut w2 = Member::spawn(&[], &url, "w2", "svc-w2", HB);
         w2.wait_ready().await;
         wait_for("w2 heard", || s.is_up(&WatchTarget::name("svc-w2"))).await;
-        let mut on_node = watcher(&sys, &s, WatchTarget::node("w1")).await;
-        let mut on_name = watcher(&sys, &s, WatchTarget::name("svc-w1")).await;
+        let (_, mut on_node) = watcher(&sys, &s, WatchTarget::node("w1")).await;
+        let (_, mut on_name) = watcher(&sys, &s, WatchTarget::name("svc-w1")).await;
 
         let killed_at = Instant::now();
         w1.kill();
@@ -428,8 +365,8 @@ mod with_nats {
         let restarted_at = Instant::now();
         let mut w1 = Member::spawn(&[], &url, "w1", "svc-w1", HB);
         w1.wait_ready().await;
-        assert!(matches!(next(&mut on_node).await, Heard::Up));
-        assert!(matches!(next(&mut on_name).await, Heard::Up));
+        assert!(matches!(next(&mut on_node).await, Heard::Up { .. }));
+        assert!(matches!(next(&mut on_name).await, Heard::Up { .. }));
         let up_after = restarted_at.elapsed();
 
         // SIGUSR1 to w2: its dump shows the cluster, each node's tree under it.
@@ -484,7 +421,7 @@ mod with_nats {
         w1.wait_ready().await;
         let (sys, s) = local(&url, "s").await;
         wait_for("w1 heard", || s.is_up(&WatchTarget::name("svc-w1"))).await;
-        let mut on_node = watcher(&sys, &s, WatchTarget::node("w1")).await;
+        let (_, mut on_node) = watcher(&sys, &s, WatchTarget::node("w1")).await;
         let remote = s
             .lookup::<Counter>("svc-w1")
             .unwrap()
@@ -505,7 +442,7 @@ mod with_nats {
         );
         let restored_at = Instant::now();
         netns.restore();
-        assert!(matches!(next(&mut on_node).await, Heard::Up));
+        assert!(matches!(next(&mut on_node).await, Heard::Up { .. }));
         let up = restored_at.elapsed();
         let r = remote.clone().with_retries(20);
         assert_eq!(

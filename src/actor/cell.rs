@@ -145,7 +145,7 @@ pub(crate) struct Core {
     pub(crate) parent: OnceLock<Weak<dyn AnyCell>>,
     pub(crate) control: ControlLane,
     pub(crate) diag: Diag,
-    /// The `ServiceState`, as its index in `STATES`.
+    /// The `ServiceState`, as its `code()`.
     state: AtomicU8,
     /// Tasks in `wait_until_stopped`: state changes notify only when there are some.
     state_waiters: AtomicUsize,
@@ -251,13 +251,13 @@ impl Core {
     }
 
     pub(crate) fn state(&self) -> ServiceState {
-        STATES[usize::from(self.state.load(Ordering::Acquire))]
+        ServiceState::from_code(self.state.load(Ordering::Acquire)).unwrap_or(ServiceState::Init)
     }
 
     /// Stores and announces `s` to the handles waiting on state changes. (The runner reports
     /// it to the host first: see `Runner::set_state`.)
     pub(crate) fn publish_state(&self, s: ServiceState) {
-        let index = STATES.iter().position(|x| *x == s).unwrap_or(0) as u8;
+        let index = s.code();
         self.state.store(index, Ordering::SeqCst);
         if self.state_waiters.load(Ordering::SeqCst) > 0 {
             self.state_changed.notify_waiters();
@@ -661,16 +661,6 @@ struct Crash {
     /// When `last` happened.
     last_at: Option<SystemTime>,
 }
-
-/// The states in the order of their index in `Core::state`.
-const STATES: [ServiceState; 6] = [
-    ServiceState::Init,
-    ServiceState::Starting,
-    ServiceState::Running,
-    ServiceState::Stopping,
-    ServiceState::Shutdown,
-    ServiceState::Crashed,
-];
 
 /// Decrements the waiter count when a wait ends or is dropped.
 struct WaiterGuard<'a>(&'a AtomicUsize);

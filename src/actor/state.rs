@@ -39,7 +39,34 @@ pub enum ServiceState {
     Crashed,
 }
 
+/// Every state, in the order of its code (see [`ServiceState::code`]).
+const BY_CODE: [ServiceState; 6] = [
+    ServiceState::Init,
+    ServiceState::Starting,
+    ServiceState::Running,
+    ServiceState::Stopping,
+    ServiceState::Shutdown,
+    ServiceState::Crashed,
+];
+
 impl ServiceState {
+    /// The state as one byte (kept in a service's cell, and on the wire between nodes).
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            ServiceState::Init => 0,
+            ServiceState::Starting => 1,
+            ServiceState::Running => 2,
+            ServiceState::Stopping => 3,
+            ServiceState::Shutdown => 4,
+            ServiceState::Crashed => 5,
+        }
+    }
+
+    /// The state of a [`code`](Self::code), if it is one.
+    pub(crate) fn from_code(code: u8) -> Option<ServiceState> {
+        BY_CODE.get(usize::from(code)).copied()
+    }
+
     /// Mode's string for the state.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,5 +106,13 @@ mod tests {
             ]
         );
         assert!(Shutdown.is_stopped() && Crashed.is_stopped() && !Running.is_stopped());
+    }
+
+    #[test]
+    fn codes_round_trip_and_an_unknown_code_is_none() {
+        for state in super::BY_CODE {
+            assert_eq!(super::ServiceState::from_code(state.code()), Some(state));
+        }
+        assert_eq!(super::ServiceState::from_code(6), None);
     }
 }

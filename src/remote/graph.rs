@@ -40,23 +40,6 @@ pub(crate) struct GraphReply {
     pub(crate) services: Vec<WireService>,
 }
 
-const STATES: [ServiceState; 6] = [
-    ServiceState::Init,
-    ServiceState::Starting,
-    ServiceState::Running,
-    ServiceState::Stopping,
-    ServiceState::Shutdown,
-    ServiceState::Crashed,
-];
-
-fn state_code(state: ServiceState) -> u8 {
-    STATES
-        .iter()
-        .position(|s| *s == state)
-        .and_then(|i| u8::try_from(i).ok())
-        .unwrap_or(4)
-}
-
 /// Type names of remote services, kept for the life of the process (a graph's services name
 /// their type as `&'static str`); bounded: past 4,096 distinct names, `"?"`.
 fn intern(name: &str) -> &'static str {
@@ -89,7 +72,7 @@ pub(crate) fn to_wire(graph: &Graph) -> Vec<WireService> {
             parent: n.parent.map(|p| *p.as_bytes()),
             children: n.children.iter().map(|c| *c.as_bytes()).collect(),
             depth: u32::try_from(n.depth).unwrap_or(u32::MAX),
-            state: state_code(n.state),
+            state: n.state.code(),
             restart_count: n.restart_count,
             tasks: n.tasks.clone(),
             flags: n.flags.clone(),
@@ -110,10 +93,7 @@ pub(crate) fn from_wire(services: Vec<WireService>) -> Graph {
             parent: w.parent.map(uuid::Uuid::from_bytes),
             children: w.children.into_iter().map(uuid::Uuid::from_bytes).collect(),
             depth: w.depth as usize,
-            state: STATES
-                .get(usize::from(w.state))
-                .copied()
-                .unwrap_or(ServiceState::Shutdown),
+            state: ServiceState::from_code(w.state).unwrap_or(ServiceState::Shutdown),
             restart_count: w.restart_count,
             tasks: w.tasks,
             flags: w.flags,

@@ -113,6 +113,8 @@ pub struct Worker {
     daemon: bool,
     handle_signals: bool,
     log_panics: bool,
+    #[cfg(feature = "observer")]
+    observer: Option<crate::observe::ObserverConfig>,
     hooks: Hooks,
 }
 
@@ -175,6 +177,8 @@ impl Worker {
             daemon: true,
             handle_signals: true,
             log_panics: false,
+            #[cfg(feature = "observer")]
+            observer: None,
             hooks: Hooks::default(),
         }
     }
@@ -336,6 +340,32 @@ impl Worker {
         self
     }
 
+    /// Adds the [observer](crate::observe) to the tree (feature `observer`): the Worker's first
+    /// child (`[^-Observer]`), started before the services and stopped after them, so it shows
+    /// the whole tree coming up and going down. It does not count as one of the services: the
+    /// Worker still ends once they have all stopped. Read where it listens from
+    /// [`ObserverConfig::listening`](crate::observe::ObserverConfig::listening).
+    ///
+    /// ```no_run
+    /// use modo::observe::ObserverConfig;
+    /// use modo::prelude::*;
+    /// use modo::Worker;
+    ///
+    /// struct App;
+    /// impl Service for App {}
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     Worker::new(App)
+    ///         .observer(ObserverConfig::new().token("a long random secret"))
+    ///         .execute_from_commandline()
+    /// }
+    /// ```
+    #[cfg(feature = "observer")]
+    pub fn observer(mut self, config: crate::observe::ObserverConfig) -> Self {
+        self.observer = Some(config);
+        self
+    }
+
     /// Runs the services on the current tokio runtime until they stop, and says how it ended.
     /// Sets up logging, the signal handlers and the blocking detector first.
     pub async fn run(self) -> WorkerExit {
@@ -348,12 +378,23 @@ impl Worker {
             daemon,
             handle_signals,
             log_panics,
+            #[cfg(feature = "observer")]
+            observer,
             hooks,
         } = self;
         let Hooks {
             on_execute,
             on_worker_shutdown,
         } = hooks;
+        #[cfg(feature = "observer")]
+        let services = match observer {
+            Some(config) => {
+                let mut all = vec![Dependency::from(crate::observe::Observer::new(config))];
+                all.extend(services);
+                all
+            }
+            None => services,
+        };
         if log_panics {
             crate::logging::log_panics();
         }
@@ -702,6 +743,12 @@ impl Service for Root {
 
     async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
         let children = ctx.children().to_vec();
+        // The observer serves the tree; it is not one of the services the Worker waits for.
+        #[cfg(feature = "observer")]
+        let children: Vec<ServiceRef> = children
+            .into_iter()
+            .filter(|c| c.downcast::<crate::observe::Observer>().is_none())
+            .collect();
         self.running = children.len();
         for child in &children {
             ctx.watch(child);

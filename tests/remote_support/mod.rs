@@ -4,6 +4,8 @@
 //! skip, which is how the skip path is checked).
 #![allow(dead_code)]
 
+pub mod watcher;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -387,10 +387,32 @@ impl Only {
     }
 }
 
+/// `--features observed`: tracing at INFO, and a metrics recorder on demand.
+#[cfg(feature = "observed")]
+mod observed {
+    pub fn install() {
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .with_writer(std::io::sink)
+            .init();
+        let recorder = std::env::var_os("MODO_PEERS_RECORDER").is_some();
+        if recorder {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+            metrics::set_global_recorder(recorder).expect("the only recorder");
+        }
+        eprintln!(
+            "observed build: modo's metrics feature on, tracing at INFO (to a sink), {}",
+            if recorder { "a Prometheus recorder installed" } else { "no metrics recorder" }
+        );
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(idle::CHILD_ENV) {
         idle::child_main(&spec);
     }
+    #[cfg(feature = "observed")]
+    observed::install();
     let reps: usize = std::env::var("MODO_PEERS_REPS")
         .ok()
         .and_then(|s| s.parse().ok())
