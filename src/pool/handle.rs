@@ -188,6 +188,14 @@ impl<A: Service> Pool<A> {
                 }
             }
         }
+        // A replica refuses as soon as its stop for good closes its mailbox, a moment before
+        // it has ended. The pool says "stopped" once they all have ended, so that after a
+        // refusal `live()` is 0 (each wait is bounded by that replica's own stop).
+        for i in refused {
+            self.inner.replicas[i]
+                .wait_until(|r| r.is_terminated())
+                .await;
+        }
         Err(SendError::new(msg, self.inner.label.clone()))
     }
 
