@@ -154,19 +154,43 @@ impl Drop for Entered {
 }
 
 /// `fut`, each of whose polls is noted on `board` as `who`'s while someone listens.
-pub(crate) async fn watched<F: Future>(board: Arc<Board>, who: Who, fut: F) -> F::Output {
-    // Shared with the notes only once one is written: a spawn allocates nothing for it.
-    let mut who = Shared::Own(Some(who));
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(move |cx| {
-        if !board.is_on() {
-            return fut.as_mut().poll(cx);
+///
+/// A struct, not an `async fn`: an `async fn` would keep its argument and the pinned copy it
+/// polls side by side, twice the runner's size in every actor's task.
+pub(crate) fn watched<F: Future>(board: Arc<Board>, who: Who, fut: F) -> Watched<F> {
+    Watched {
+        fut,
+        board,
+        // Shared with the notes only once one is written: a spawn allocates nothing for it.
+        who: Shared::Own(Some(who)),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// See [`watched`].
+    pub(crate) struct Watched<F> {
+        #[pin]
+        fut: F,
+        board: Arc<Board>,
+        who: Shared,
+    }
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        if !this.board.is_on() {
+            return this.fut.poll(cx);
         }
         // Taken off after the poll, however it ends.
-        let _noted = board.enter(who.shared());
-        fut.as_mut().poll(cx)
-    })
-    .await
+        let _noted = this.board.enter(this.who.shared());
+        this.fut.poll(cx)
+    }
 }
 
 /// A `Who`, moved into an `Arc` the first time a note needs one.

@@ -310,7 +310,8 @@ async fn boxed<F: std::future::Future>(fut: F) -> F::Output {
 /// Waits an injected fault's delay, if there is one.
 async fn fault_sleep(delay: Option<Duration>) {
     if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
+        // Boxed: a timer inline would add its size to every future that awaits this one.
+        Box::pin(tokio::time::sleep(delay)).await;
     }
 }
 
@@ -321,7 +322,7 @@ impl<A: Service> Runner<A> {
         // An async factory's first instance is built by the first start.
         let initialised = if self.actor.is_some() {
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
-            self.init_instance(false).await
+            boxed(self.init_instance(false)).await
         } else {
             Ok(())
         };
@@ -331,7 +332,7 @@ impl<A: Service> Runner<A> {
             self.set_state(ServiceState::Crashed);
         } else if self.own_thread
             && self.actor.is_some()
-            && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
+            && let Err(reason) = boxed(self.run_hook::<hooks::OnThreadStarted>()).await
         {
             // Its thread could not be set up: the service cannot start.
             self.cell.core.record_crash(reason);
@@ -353,7 +354,7 @@ impl<A: Service> Runner<A> {
         };
         if self.own_thread
             && self.actor.is_some()
-            && let Err(reason) = self.run_hook::<hooks::OnThreadStop>().await
+            && let Err(reason) = boxed(self.run_hook::<hooks::OnThreadStop>()).await
         {
             self.ctx.log().error(format_args!("{reason}"));
         }

@@ -82,7 +82,7 @@ impl<A: Service> Runner<A> {
             core.clear_crash();
             core.watchers.rearm();
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
-            if let Err(reason) = self.init_instance(true).await {
+            if let Err(reason) = boxed(self.init_instance(true)).await {
                 return Err(self.fail_start(reason, false).await);
             }
             if let Err(reason) = self.run_hook::<hooks::OnRestart>().await {
@@ -99,7 +99,7 @@ impl<A: Service> Runner<A> {
             }
             self.build_tried = true;
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
-            if let Err(reason) = self.init_instance(true).await {
+            if let Err(reason) = boxed(self.init_instance(true)).await {
                 return Err(self.fail_start(reason, false).await);
             }
             // On its own thread, the thread's hook waited for the first instance.
