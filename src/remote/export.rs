@@ -35,6 +35,15 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 /// The most reply bytes the dedup window keeps; older entries are forgotten past it.
 const MAX_KEPT_BYTES: usize = 16 << 20;
 
+/// How long a finished id is kept at least, even past the window's count: a sender retries a
+/// request only after its timeout, so under load a count alone could forget an id before its
+/// copy arrives (and the copy would be handled again). Bounded by [`HARD_CAP_FACTOR`] and
+/// [`MAX_KEPT_BYTES`].
+const MIN_KEEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// However young its ids, a window keeps at most this many times its count.
+const HARD_CAP_FACTOR: usize = 16;
+
 /// How long a stopping export waits for the requests it already took.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -106,8 +115,10 @@ impl<A: Service> Export<A> {
     }
 
     /// How many recently seen message ids to remember (default [`DEFAULT_DEDUP_WINDOW`]);
-    /// 0 turns the check off. The window also keeps the replies it gave (up to 16 MiB in
-    /// all), so a request sent again gets the same answer.
+    /// 0 turns the check off. An id is kept at least 30 s even past that count (a copy
+    /// comes only after its sender's timeout), up to 16 times the count. The window also
+    /// keeps the replies it gave (up to 16 MiB in all), so a request sent again gets the same
+    /// answer.
     pub fn dedup_window(mut self, ids: usize) -> Self {
         self.window = ids;
         self
@@ -286,7 +297,7 @@ impl<A: Service> Service for ExportService<A> {
             name: self.name.clone(),
             target: self.target.clone(),
             routes: self.routes.clone(),
-            window: Window::new(self.window),
+            window: Window::new(self.window, MIN_KEEP),
             max_in_flight: self.max_in_flight,
             waiting_tells: 0,
             accepted: Bytes::from(wire::encode_reply(&ReplyHead::Accepted)),
@@ -499,9 +510,11 @@ where
 /// The recently seen message ids of one export, with the reply each got.
 struct Window {
     cap: usize,
+    /// How long a finished id is kept at least (see [`MIN_KEEP`]).
+    min_keep: std::time::Duration,
     slots: HashMap<MessageId, Slot>,
-    /// Finished ids, oldest first, for eviction.
-    done: VecDeque<MessageId>,
+    /// Finished ids with when they finished, oldest first, for eviction.
+    done: VecDeque<(MessageId, tokio::time::Instant)>,
     kept_bytes: usize,
 }
 
@@ -521,9 +534,10 @@ enum Seen {
 }
 
 impl Window {
-    fn new(cap: usize) -> Self {
+    fn new(cap: usize, min_keep: std::time::Duration) -> Self {
         Window {
             cap,
+            min_keep,
             slots: HashMap::new(),
             done: VecDeque::new(),
             kept_bytes: 0,
@@ -565,12 +579,16 @@ impl Window {
             Some(Slot::Pending(waiting)) => waiting,
             _ => Vec::new(),
         };
-        self.done.push_back(id);
+        let now = tokio::time::Instant::now();
+        self.done.push_back((id, now));
         self.kept_bytes += frame.len();
-        while self.done.len() > self.cap || self.kept_bytes > MAX_KEPT_BYTES {
-            let Some(old) = self.done.pop_front() else {
+        let hard_cap = self.cap.saturating_mul(HARD_CAP_FACTOR);
+        while let Some(&(old, at)) = self.done.front() {
+            let over_count = self.done.len() > self.cap && now - at >= self.min_keep;
+            if !(over_count || self.done.len() > hard_cap || self.kept_bytes > MAX_KEPT_BYTES) {
                 break;
-            };
+            }
+            self.done.pop_front();
             if let Some(Slot::Done(f)) = self.slots.remove(&old) {
                 self.kept_bytes -= f.len();
             }
@@ -824,7 +842,7 @@ mod tests {
 
     #[test]
     fn the_window_answers_copies_and_forgets_the_oldest() {
-        let mut w = Window::new(2);
+        let mut w = Window::new(2, std::time::Duration::ZERO);
         let r = Subject::from("r");
         assert!(matches!(w.begin(id(1), Some(&r)), Seen::New));
         assert!(matches!(w.begin(id(1), Some(&r)), Seen::Pending));
@@ -841,13 +859,43 @@ mod tests {
         assert_eq!(w.kept_bytes, 2);
     }
 
+    /// Past its count, a window still keeps ids younger than its minimum age (a copy comes only
+    /// after its sender's timeout), up to its hard cap.
+    #[tokio::test(start_paused = true)]
+    async fn young_ids_outlive_the_count_up_to_the_hard_cap() {
+        let mut w = Window::new(2, std::time::Duration::from_secs(30));
+        for seq in 1..=5 {
+            assert!(matches!(w.begin(id(seq), None), Seen::New));
+            w.finish(id(seq), &Bytes::from_static(b"a"));
+        }
+        assert!(
+            matches!(w.begin(id(1), None), Seen::Done(_)),
+            "5 ids, all young: kept"
+        );
+        tokio::time::advance(std::time::Duration::from_secs(30)).await;
+        assert!(matches!(w.begin(id(6), None), Seen::New));
+        w.finish(id(6), &Bytes::from_static(b"a"));
+        assert!(
+            matches!(w.begin(id(1), None), Seen::New),
+            "old and over the count: forgotten"
+        );
+        assert!(matches!(w.begin(id(6), None), Seen::Done(_)));
+        assert_eq!(w.done.len(), 2);
+        // However young, never more than 16 times the count.
+        for seq in 100..200 {
+            w.begin(id(seq), None);
+            w.finish(id(seq), &Bytes::from_static(b"a"));
+        }
+        assert_eq!(w.done.len(), 2 * HARD_CAP_FACTOR);
+    }
+
     #[test]
     fn a_refused_request_is_forgotten_and_a_zero_window_keeps_nothing() {
-        let mut w = Window::new(8);
+        let mut w = Window::new(8, std::time::Duration::ZERO);
         assert!(matches!(w.begin(id(1), None), Seen::New));
         w.forget(id(1));
         assert!(matches!(w.begin(id(1), None), Seen::New));
-        let mut off = Window::new(0);
+        let mut off = Window::new(0, std::time::Duration::ZERO);
         assert!(matches!(off.begin(id(1), None), Seen::New));
         off.finish(id(1), &Bytes::from_static(b"x"));
         assert!(matches!(off.begin(id(1), None), Seen::New));
