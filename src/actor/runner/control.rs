@@ -6,7 +6,7 @@ use super::super::error::{CrashReason, Error};
 use super::super::mailbox::{Control, Notice, Reply, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Flow, Runner};
+use super::{Flow, Runner, boxed};
 
 impl<A: Service> Runner<A> {
     /// Acts on a control message; if the actor is to end, terminates it before returning.
@@ -37,8 +37,8 @@ impl<A: Service> Runner<A> {
                 self.answer(reply, res)
             }
             Control::Stop(stop) => self.on_stop(stop).await,
-            Control::Crash(reason) => self.crash(reason).await,
-            Control::Notice(notice) => self.on_notice(notice).await,
+            Control::Crash(reason) => boxed(self.crash(reason)).await,
+            Control::Notice(notice) => boxed(self.on_notice(notice)).await,
         }
     }
 

@@ -200,6 +200,7 @@ impl<A: Service> Launch<A> {
             ctrl_seen: 0,
             held_stops: Vec::new(),
             own_thread,
+            first,
             #[cfg(feature = "testkit")]
             faults,
         };
@@ -207,19 +208,22 @@ impl<A: Service> Launch<A> {
             service: runner.ctx.myself().service_ref(),
             own_task: true,
         };
-        let fut = CURRENT_ACTOR
-            .scope(current, runner.run(first))
-            .instrument(span);
+        // The runner is borrowed where the block holds it: an `async fn` taking it by value
+        // would keep it twice in the task (as its argument, and moved into its body).
+        let mut runner = runner;
+        let run = async move { runner.run().await };
+        let fut = CURRENT_ACTOR.scope(current, run).instrument(span);
         if own_thread {
             // Its own thread is there to be blocked: a blocking detector does not watch it.
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {
-            let fut = busy::watched(board, who, fut);
-            host.runtime().spawn(async move {
-                let answers = fut.await;
+            // A combinator, not an `async` block that awaits `fut`: such a block would hold
+            // `fut` twice (captured, and moved into the await).
+            let fut = busy::watched(board, who, fut).map(move |answers| {
                 drop(token);
                 answer_all(answers);
             });
+            host.runtime().spawn(fut);
         }
     }
 }
@@ -279,6 +283,9 @@ struct Runner<A: Service> {
     held_stops: Vec<(Reply, Result<bool, Error>)>,
     /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
     own_thread: bool,
+    /// The control message to act on before anything on the lanes (the first start of a
+    /// service spawned started).
+    first: Option<Control>,
     /// Faults to inject (tests).
     #[cfg(feature = "testkit")]
     faults: Option<Box<super::faults::FaultState>>,
@@ -300,11 +307,12 @@ async fn bounded<F: std::future::Future>(timeout: Duration, fut: F) -> Option<F:
     .await
 }
 
-/// Awaits `fut` from a box: the caller's future keeps a pointer, not `fut`'s state. For the
-/// rare, large steps of a sequence (children, tasks, clean-ups), so that the usual control
-/// step stays small and cheap to allocate.
-async fn boxed<F: std::future::Future>(fut: F) -> F::Output {
-    Box::pin(fut).await
+/// `fut` in a box: the future that awaits it keeps a pointer, not `fut`'s state. For the rare,
+/// large steps of a sequence (children, tasks, clean-ups), so that the usual control step stays
+/// small and cheap to allocate. A plain function, not an `async fn`: an `async fn` would hold
+/// `fut` by value, unboxed, until its first poll, and so weigh as much as `fut` in the caller.
+fn boxed<F: std::future::Future>(fut: F) -> std::pin::Pin<Box<F>> {
+    Box::pin(fut)
 }
 
 /// Waits an injected fault's delay, if there is one.
@@ -318,28 +326,10 @@ async fn fault_sleep(delay: Option<Duration>) {
 impl<A: Service> Runner<A> {
     /// Runs the actor to its end, acting on `first` before anything on its lanes; returns the
     /// answers it still owes (sent by the caller once the actor is completely gone).
-    async fn run(mut self, mut first: Option<Control>) -> Answers {
-        // An async factory's first instance is built by the first start.
-        let initialised = if self.actor.is_some() {
-            fault_sleep(self.fault_delay(Hook::OnInit)).await;
-            boxed(self.init_instance(false)).await
-        } else {
-            Ok(())
-        };
-        if let Err(reason) = initialised {
-            // A service that cannot even initialise is crashed before its first start.
-            self.cell.core.record_crash(reason);
-            self.set_state(ServiceState::Crashed);
-        } else if self.own_thread
-            && self.actor.is_some()
-            && let Err(reason) = boxed(self.run_hook::<hooks::OnThreadStarted>()).await
-        {
-            // Its thread could not be set up: the service cannot start.
-            self.cell.core.record_crash(reason);
-            self.set_state(ServiceState::Crashed);
-        }
+    async fn run(&mut self) -> Answers {
+        self.set_up().await;
         let answer = loop {
-            let ctrl = if let Some(ctrl) = first.take() {
+            let ctrl = if let Some(ctrl) = self.first.take() {
                 ctrl
             } else if self.ctx.phase == Phase::Running {
                 self.serve().await
@@ -361,6 +351,30 @@ impl<A: Service> Runner<A> {
         let mut answers: Answers = answer.into_iter().collect();
         answers.append(&mut self.held_stops);
         answers
+    }
+
+    /// `on_init` (an async factory's first instance is built by the first start instead), and
+    /// on its own thread the thread's hook. A failure leaves the service crashed before its
+    /// first start.
+    async fn set_up(&mut self) {
+        let initialised = if self.actor.is_some() {
+            fault_sleep(self.fault_delay(Hook::OnInit)).await;
+            self.install_instance(None, false)
+        } else {
+            Ok(())
+        };
+        if let Err(reason) = initialised {
+            // A service that cannot even initialise is crashed before its first start.
+            self.cell.core.record_crash(reason);
+            self.set_state(ServiceState::Crashed);
+        } else if self.own_thread
+            && self.actor.is_some()
+            && let Err(reason) = boxed(self.run_hook::<hooks::OnThreadStarted>()).await
+        {
+            // Its thread could not be set up: the service cannot start.
+            self.cell.core.record_crash(reason);
+            self.set_state(ServiceState::Crashed);
+        }
     }
 
     /// How long step `hook` waits first, by an injected fault (feature `testkit`).

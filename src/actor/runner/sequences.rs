@@ -21,10 +21,22 @@ impl<A: Service> Runner<A> {
         let delay = self.fault_delay(Hook::Factory);
         let built = match self.factory.as_mut() {
             Some(Factory::Async { make, timeout }) if fresh => {
-                Some(build_async(make, index, *timeout, delay).await)
+                Some(boxed(build_async(make, index, *timeout, delay)).await)
             }
             _ => None,
         };
+        self.install_instance(built, fresh)
+    }
+
+    /// The synchronous part of [`init_instance`](Self::init_instance): puts in place the
+    /// instance an async factory `built`, or a fresh one from the sync factory (`fresh`), or
+    /// keeps the current one, and runs `on_init` on it.
+    pub(super) fn install_instance(
+        &mut self,
+        built: Option<Result<A, Built>>,
+        fresh: bool,
+    ) -> Result<(), CrashReason> {
+        let index = self.cell.core.restart_count();
         let label = self.cell.core.label.arc();
         let built = match built {
             Some(Ok(actor)) => Some(actor),
@@ -69,7 +81,7 @@ impl<A: Service> Runner<A> {
             }
             core.signal_stop();
             self.ctx.log().mundane("Restarting...");
-            if let Some(e) = self.stop_sequence(false, None).await {
+            if let Some(e) = boxed(self.stop_sequence(false, None)).await {
                 self.ctx
                     .log()
                     .warn(format_args!("Stop before restart reported: {e}"));
@@ -83,10 +95,10 @@ impl<A: Service> Runner<A> {
             core.watchers.rearm();
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
             if let Err(reason) = boxed(self.init_instance(true)).await {
-                return Err(self.fail_start(reason, false).await);
+                return Err(boxed(self.fail_start(reason, false)).await);
             }
             if let Err(reason) = self.run_hook::<hooks::OnRestart>().await {
-                return Err(self.fail_start(reason, false).await);
+                return Err(boxed(self.fail_start(reason, false)).await);
             }
         } else if self.actor.is_none() {
             // An async factory's first instance; after a failed build, a start or restart
@@ -100,13 +112,13 @@ impl<A: Service> Runner<A> {
             self.build_tried = true;
             fault_sleep(self.fault_delay(Hook::OnInit)).await;
             if let Err(reason) = boxed(self.init_instance(true)).await {
-                return Err(self.fail_start(reason, false).await);
+                return Err(boxed(self.fail_start(reason, false)).await);
             }
             // On its own thread, the thread's hook waited for the first instance.
             if self.own_thread
                 && let Err(reason) = self.run_hook::<hooks::OnThreadStarted>().await
             {
-                return Err(self.fail_start(reason, false).await);
+                return Err(boxed(self.fail_start(reason, false)).await);
             }
         } else if let Some(reason) = self.cell.core.crash_reason() {
             // Crashed before it ever started (on_init panicked).
@@ -124,11 +136,11 @@ impl<A: Service> Runner<A> {
         if !self.deps_added
             && let Err(reason) = self.first_start_setup().await
         {
-            return Err(self.fail_start(reason, false).await);
+            return Err(boxed(self.fail_start(reason, false)).await);
         }
         if !self.first_start_done {
             if let Err(reason) = self.run_hook::<hooks::OnFirstStart>().await {
-                return Err(self.fail_start(reason, false).await);
+                return Err(boxed(self.fail_start(reason, false)).await);
             }
             self.first_start_done = true;
         }
@@ -137,10 +149,10 @@ impl<A: Service> Runner<A> {
         if let Some(failure) = self.faults.as_mut().and_then(|f| f.on_start()) {
             let reason =
                 self.hook_failed(Hook::OnStart, SharedError::from(BoxError::from(failure)));
-            return Err(self.fail_start(reason, false).await);
+            return Err(boxed(self.fail_start(reason, false)).await);
         }
         if let Err(reason) = self.run_hook::<hooks::OnStart>().await {
-            return Err(self.fail_start(reason, false).await);
+            return Err(boxed(self.fail_start(reason, false)).await);
         }
         self.ctx.tasks.launch_pending(&self.cell.core);
         self.ctx.phase = Phase::Running;
@@ -148,11 +160,11 @@ impl<A: Service> Runner<A> {
         if !self.ctx.children.is_empty()
             && let Err(reason) = boxed(self.start_children()).await
         {
-            return Err(self.fail_start(reason, true).await);
+            return Err(boxed(self.fail_start(reason, true)).await);
         }
         self.ctx.log().mundane("Started");
         if let Err(reason) = self.run_hook::<hooks::OnStarted>().await {
-            return Err(self.fail_start(reason, true).await);
+            return Err(boxed(self.fail_start(reason, true)).await);
         }
         self.set_state(ServiceState::Running);
         Ok(())
@@ -432,7 +444,7 @@ impl<A: Service> Runner<A> {
 }
 
 /// Why an async factory gave no instance.
-enum Built {
+pub(super) enum Built {
     Panicked(Box<dyn std::any::Any + Send>),
     Failed(SharedError),
 }
