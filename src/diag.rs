@@ -37,7 +37,8 @@ use tokio::time::Instant;
 /// ```
 #[derive(Default)]
 pub struct Diag {
-    inner: Mutex<DiagState>,
+    /// Made at the first flag: every service has a `Diag`, few raise flags.
+    inner: Mutex<Option<Box<DiagState>>>,
 }
 
 #[derive(Default)]
@@ -55,21 +56,25 @@ impl fmt::Debug for Diag {
 }
 
 impl Diag {
-    fn lock(&self) -> MutexGuard<'_, DiagState> {
+    fn lock(&self) -> MutexGuard<'_, Option<Box<DiagState>>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Raises `flag`.
     pub fn set_flag(&self, flag: impl Into<String>) {
         let flag = flag.into();
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = guard.get_or_insert_with(Box::default);
         state.last_transition.insert(flag.clone(), Instant::now());
         state.flags.insert(flag);
     }
 
     /// Lowers `flag`.
     pub fn unset_flag(&self, flag: &str) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let Some(state) = guard.as_deref_mut() else {
+            return;
+        };
         if state.flags.remove(flag) {
             state
                 .last_transition
@@ -79,17 +84,22 @@ impl Diag {
 
     /// Whether `flag` is raised.
     pub fn has_flag(&self, flag: &str) -> bool {
-        self.lock().flags.contains(flag)
+        self.lock()
+            .as_deref()
+            .is_some_and(|s| s.flags.contains(flag))
     }
 
     /// The raised flags, sorted.
     pub fn flags(&self) -> Vec<String> {
-        self.lock().flags.iter().cloned().collect()
+        self.lock()
+            .as_deref()
+            .map(|s| s.flags.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// When `flag` was last raised or lowered.
     pub fn last_transition(&self, flag: &str) -> Option<Instant> {
-        self.lock().last_transition.get(flag).copied()
+        self.lock().as_deref()?.last_transition.get(flag).copied()
     }
 
     /// Runs `fut` with `flag` raised; lowers it when `fut` finishes, fails, panics or is

@@ -151,7 +151,8 @@ pub(crate) struct Core {
     state_waiters: AtomicUsize,
     state_changed: Notify,
     restart_count: AtomicU32,
-    crash: Mutex<Crash>,
+    /// Made at the first crash: most services never crash, and an idle one should be small.
+    crash: Mutex<Option<Box<Crash>>>,
     /// How many times the service crashed, ever: an ask compares it with the count when it was
     /// sent, to tell "crashed meanwhile" from "stopped" however late it reads its answer.
     crashes: AtomicU32,
@@ -228,7 +229,7 @@ impl Core {
             state_waiters: AtomicUsize::new(0),
             state_changed: Notify::new(),
             restart_count: AtomicU32::new(0),
-            crash: Mutex::new(Crash::default()),
+            crash: Mutex::new(None),
             crashes: AtomicU32::new(0),
             parent_decides_stops: AtomicBool::new(false),
             parent_tag: AtomicU8::new(0),
@@ -303,8 +304,8 @@ impl Core {
     pub(crate) fn stats_snapshot(&self, queued: usize) -> ServiceStats {
         let last_crash = {
             let crash = lock(&self.crash);
-            match (&crash.last, crash.last_at) {
-                (Some(reason), Some(at)) => Some(CrashRecord {
+            match crash.as_deref().map(|c| (&c.last, c.last_at)) {
+                Some((Some(reason), Some(at))) => Some(CrashRecord {
                     at,
                     reason: reason.clone(),
                 }),
@@ -321,12 +322,13 @@ impl Core {
     }
 
     pub(crate) fn crash_reason(&self) -> Option<CrashReason> {
-        lock(&self.crash).current.clone()
+        lock(&self.crash).as_deref()?.current.clone()
     }
 
     /// Records `reason` unless the service already crashed (the first reason wins, as in Mode).
     pub(crate) fn record_crash(&self, reason: CrashReason) -> CrashReason {
-        let mut crash = lock(&self.crash);
+        let mut guard = lock(&self.crash);
+        let crash = guard.get_or_insert_with(Box::default);
         if let Some(current) = &crash.current {
             return current.clone();
         }
@@ -339,7 +341,9 @@ impl Core {
     }
 
     pub(crate) fn clear_crash(&self) {
-        lock(&self.crash).current = None;
+        if let Some(crash) = lock(&self.crash).as_deref_mut() {
+            crash.current = None;
+        }
     }
 
     /// How many times the service has crashed: read when a request is sent, handed back to
@@ -440,9 +444,9 @@ impl Core {
     /// the time the requester reads this), else `Stopped`.
     pub(crate) fn gone_error_since(&self, epoch: u32) -> Error {
         let crash = lock(&self.crash);
-        let reason = match (&crash.current, &crash.last) {
-            (Some(current), _) => Some(current.clone()),
-            (None, Some(last)) if self.crashes.load(Ordering::SeqCst) != epoch => {
+        let reason = match crash.as_deref().map(|c| (&c.current, &c.last)) {
+            Some((Some(current), _)) => Some(current.clone()),
+            Some((None, Some(last))) if self.crashes.load(Ordering::SeqCst) != epoch => {
                 Some(last.clone())
             }
             _ => None,

@@ -158,10 +158,10 @@ impl<A: Service> Launch<A> {
     /// [`spawn`](Self::spawn), the task starting the service at once and answering on `reply`
     /// (no trip through the control lane).
     pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) {
-        self.spawn_with(host, Some(Control::Start { reply: Some(reply) }))
+        self.spawn_with(host, Some(reply))
     }
 
-    fn spawn_with(self, host: &Arc<dyn Host>, first: Option<Control>) {
+    fn spawn_with(self, host: &Arc<dyn Host>, first_start: Option<Reply>) {
         let Launch {
             actor,
             addr,
@@ -200,7 +200,7 @@ impl<A: Service> Launch<A> {
             ctrl_seen: 0,
             held_stops: Vec::new(),
             own_thread,
-            first,
+            first_start,
             #[cfg(feature = "testkit")]
             faults,
         };
@@ -283,9 +283,10 @@ struct Runner<A: Service> {
     held_stops: Vec<(Reply, Result<bool, Error>)>,
     /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
     own_thread: bool,
-    /// The control message to act on before anything on the lanes (the first start of a
-    /// service spawned started).
-    first: Option<Control>,
+    /// A service spawned started: the answer to its first start, which it makes before
+    /// anything on its lanes. Only the reply is kept (not a whole `Control`): this field is in
+    /// every actor's task for its whole life.
+    first_start: Option<Reply>,
     /// Faults to inject (tests).
     #[cfg(feature = "testkit")]
     faults: Option<Box<super::faults::FaultState>>,
@@ -324,13 +325,13 @@ async fn fault_sleep(delay: Option<Duration>) {
 }
 
 impl<A: Service> Runner<A> {
-    /// Runs the actor to its end, acting on `first` before anything on its lanes; returns the
+    /// Runs the actor to its end, starting first if it was spawned started; returns the
     /// answers it still owes (sent by the caller once the actor is completely gone).
     async fn run(&mut self) -> Answers {
         self.set_up().await;
         let answer = loop {
-            let ctrl = if let Some(ctrl) = self.first.take() {
-                ctrl
+            let ctrl = if let Some(reply) = self.first_start.take() {
+                Control::Start { reply: Some(reply) }
             } else if self.ctx.phase == Phase::Running {
                 self.serve().await
             } else {

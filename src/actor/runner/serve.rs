@@ -6,11 +6,12 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::super::cell::Core;
 use super::super::error::CrashReason;
-use super::super::handler::BoxEnvelope;
+use super::super::handler::{BoxEnvelope, HandleFuture};
 use super::super::mailbox::{Control, ControlLane};
 use super::super::service::Service;
-use super::Runner;
+use super::{Runner, boxed};
 
 /// User messages handled in a row before the actor yields its thread, so a busy actor cannot
 /// starve the other tasks of its worker thread (`tests/fairness.rs`).
@@ -108,61 +109,78 @@ impl<A: Service> Runner<A> {
             unreachable!("a service serving messages has an instance");
         };
         let mut fut = env.handle(actor, &mut self.ctx);
-        // Most handlers finish on their first poll: no select, no waker registration.
-        let res = match futures::poll!(fut.as_mut()) {
-            Poll::Ready(res) => res,
-            Poll::Pending => {
-                let control = &self.cell.core.control;
-                let timeout = self.cell.core.settings.shutdown_timeout();
-                // Armed when a stop or restart is kept waiting for this handler.
-                let mut deadline: Deadline = None;
-                loop {
-                    let seen = self.ctrl_seen;
-                    let woke = std::future::poll_fn(|cx| {
-                        if control.poll_pending(seen, cx).is_ready() {
-                            return Poll::Ready(Woke::Control);
-                        }
-                        if let Poll::Ready(res) = fut.as_mut().poll(cx) {
-                            return Poll::Ready(Woke::Done(res));
-                        }
-                        match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
-                            Some(Poll::Ready(())) => Poll::Ready(Woke::Deadline),
-                            _ => Poll::Pending,
-                        }
-                    })
-                    .await;
-                    let preempt = match woke {
-                        Woke::Done(res) => break res,
-                        Woke::Deadline => Some(Control::Crash(CrashReason::msg(format!(
-                            "a handler did not return within {timeout:?} of a stop request"
-                        )))),
-                        // Take what arrived; a crash abandons the handler, the rest waits.
-                        Woke::Control => take_during_handler(
-                            control,
-                            &mut self.ctrl_seen,
-                            &mut self.deferred,
-                            &mut deadline,
-                            timeout,
-                        ),
-                    };
-                    if let Some(ctrl) = preempt {
-                        let reason = match &ctrl {
-                            Control::Crash(reason) => Some(reason),
-                            Control::Stop(stop) => stop.cause.as_ref(),
-                            _ => None,
-                        };
-                        if let Some(reason) = reason {
-                            // Record first, so the abandoned ask reads the reason.
-                            self.cell.core.record_crash(reason.clone());
-                        }
-                        drop(fut);
-                        return Some(ctrl);
-                    }
-                }
+        // Most handlers finish on their first poll: no select, no waker registration, and
+        // nothing of the slow path below in this future (which every idle actor's task holds).
+        if let Poll::Ready(res) =
+            std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await
+        {
+            return res.err().map(Control::Crash);
+        }
+        let core = &self.cell.core;
+        boxed(wait_pending(
+            fut,
+            core,
+            &mut self.ctrl_seen,
+            &mut self.deferred,
+        ))
+        .await
+    }
+}
+
+/// Waits for a handler that did not finish on its first poll, watching the control lane: a
+/// crash (or a stop that marks the service crashed) abandons it, other control messages are
+/// deferred until it returns, and a stop or restart kept waiting longer than the shutdown
+/// timeout abandons it as a crash.
+async fn wait_pending(
+    mut fut: HandleFuture<'_>,
+    core: &Core,
+    ctrl_seen: &mut usize,
+    deferred: &mut VecDeque<Control>,
+) -> Option<Control> {
+    let control = &core.control;
+    let timeout = core.settings.shutdown_timeout();
+    // Armed when a stop or restart is kept waiting for this handler.
+    let mut deadline: Deadline = None;
+    let res = loop {
+        let seen = *ctrl_seen;
+        let woke = std::future::poll_fn(|cx| {
+            if control.poll_pending(seen, cx).is_ready() {
+                return Poll::Ready(Woke::Control);
+            }
+            if let Poll::Ready(res) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Woke::Done(res));
+            }
+            match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Woke::Deadline),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
+        let preempt = match woke {
+            Woke::Done(res) => break res,
+            Woke::Deadline => Some(Control::Crash(CrashReason::msg(format!(
+                "a handler did not return within {timeout:?} of a stop request"
+            )))),
+            // Take what arrived; a crash abandons the handler, the rest waits.
+            Woke::Control => {
+                take_during_handler(control, ctrl_seen, deferred, &mut deadline, timeout)
             }
         };
-        res.err().map(Control::Crash)
-    }
+        if let Some(ctrl) = preempt {
+            let reason = match &ctrl {
+                Control::Crash(reason) => Some(reason),
+                Control::Stop(stop) => stop.cause.as_ref(),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                // Record first, so the abandoned ask reads the reason.
+                core.record_crash(reason.clone());
+            }
+            drop(fut);
+            return Some(ctrl);
+        }
+    };
+    res.err().map(Control::Crash)
 }
 
 /// Takes the control messages that arrived while a handler is pending. Returns one that
