@@ -1,7 +1,8 @@
 //! A supervisor's backoff does not hold it up: while one child waits out a long backoff,
 //! another child's crash is restarted at once and requests are answered; a pending group
 //! restart covers the crash of a child in its group (no double restart); a discarded child
-//! leaves it; the supervisor's stop or restart cancels it. All under paused time.
+//! leaves it; the supervisor's stop or restart cancels it; a child restarted by hand meanwhile is
+//! not restarted again. All under paused time.
 
 use std::time::Duration;
 
@@ -318,5 +319,36 @@ async fn crashes_during_backoffs_count_against_the_intensity() {
         kids.iter()
             .all(|k| k.is_terminated() && k.restart_count() == 0)
     );
+    system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_child_restarted_by_hand_during_its_backoff_is_not_restarted_again() {
+    let system = System::new();
+    let sup = supervisor(
+        &system,
+        Strategy::OneForOne,
+        Backoff::Fixed(Duration::from_secs(5)),
+    )
+    .await;
+    let a = sup.supervise(kid("a")).await.unwrap();
+    a.crash("a fails");
+    a.wait_until(|a| a.is_crashed()).await;
+    // Its operator does not wait out the 5 s backoff.
+    a.restart().await.unwrap();
+    assert_eq!(a.restart_count(), 1);
+    assert_eq!(a.state(), ServiceState::Running);
+    // The backoff runs out: the crash it answered was answered already.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _ = sup.children().await.unwrap();
+    assert_eq!(
+        a.restart_count(),
+        1,
+        "restarted a second time for one crash"
+    );
+    assert_eq!(a.state(), ServiceState::Running);
+    // A later crash is still restarted after its backoff.
+    a.crash("a fails again");
+    restarted(&a.service_ref(), 2).await;
     system.shutdown().await.unwrap();
 }

@@ -45,7 +45,8 @@
 //!   will restart anyway (a sibling's one-for-all or rest-for-one group) is not counted or
 //!   restarted again; a group restart drops the pending restarts of the children it
 //!   restarts. The supervisor's stop (or restart) cancels what is pending; a discarded child
-//!   leaves it.
+//!   leaves it; a child restarted by hand during its backoff (and not crashed again) is not
+//!   restarted a second time when the backoff runs out.
 
 mod strategy;
 
@@ -93,6 +94,9 @@ struct Pending {
     ticket: Ticket,
     /// The child whose crash (or failed restart) it answers.
     crashed: ServiceRef,
+    /// `crashed`'s restart count when it was decided: a child restarted by hand meanwhile
+    /// (and running) has had its answer.
+    run: u32,
     /// What the restart restarts, in order (the crashed child among them).
     group: Vec<ServiceRef>,
     reason: String,
@@ -290,6 +294,7 @@ impl Supervisor {
         self.pending.push(Pending {
             ticket,
             crashed: crashed.clone(),
+            run: crashed.restart_count(),
             group,
             reason,
             timer,
@@ -619,12 +624,24 @@ impl Handler<RestartDue> for Supervisor {
         };
         let Pending {
             crashed,
+            run,
             group,
             reason,
             ..
         } = self.pending.remove(i);
         if !ctx.children().contains(&crashed) {
             // It ended for good meanwhile: nothing to restart for it.
+            return;
+        }
+        if crashed.restart_count() != run && !crashed.is_crashed() {
+            // Restarted by hand during its backoff, and not crashed since: its crash was
+            // answered. (Crashed again, it still waits for this restart.)
+            tracing::info!(
+                target: "modo",
+                "{}: {} was restarted during its backoff; the pending restart is dropped",
+                ctx.log().prefix(),
+                crashed.label()
+            );
             return;
         }
         let group: Vec<ServiceRef> = group
