@@ -356,3 +356,50 @@ async fn crossed_adoptions_make_no_cycle() {
     }
     system.shutdown().await.unwrap();
 }
+
+/// A service whose start waits for its gate, then fails.
+struct Gated(std::sync::Arc<tokio::sync::Notify>);
+
+impl Service for Gated {
+    async fn on_start(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        self.0.notified().await;
+        Err("no database".into())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_root_adopted_while_its_start_fails_is_a_crash_its_adopter_hears() {
+    let journal = Journal::new();
+    let system = System::new();
+    let app = system.spawn(Adopter::new("App", &journal)).await.unwrap();
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let spawning = tokio::spawn({
+        let system = system.clone();
+        let spec = ServiceSpec::new(Gated(gate.clone())).name("gated");
+        async move { system.spawn(spec).await }
+    });
+    // Its name is claimed before `on_start`, which waits at the gate.
+    let mut gated = None;
+    for _ in 0..1_000 {
+        if let Ok(found) = system.lookup::<Gated>("gated") {
+            gated = Some(found);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let gated = gated.expect("the service is starting under its name");
+    app.ask(Adopt(gated.service_ref())).await.unwrap().unwrap();
+
+    gate.notify_one();
+    // Its spawner hears the failed start...
+    let spawned = bounded("the spawn", spawning).await.unwrap();
+    assert!(spawned.is_err(), "the start failed");
+    // ...and so does its adopter, now its parent: a plain parent escalates, naming it.
+    bounded("the escalation", app.wait_until(|a| a.is_terminated())).await;
+    match app.crash_reason() {
+        Some(CrashReason::Child { child, .. }) => assert_eq!(&*child, "Gated"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(gated.is_terminated());
+    system.shutdown().await.unwrap();
+}

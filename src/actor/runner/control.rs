@@ -29,12 +29,15 @@ impl<A: Service> Runner<A> {
                 } else {
                     self.reset_and_start(false).await.map(|()| true)
                 };
-                self.answer(reply, res)
+                // The start a spawn asked for answers the spawner; if the service was adopted
+                // meanwhile, its new parent did not ask and hears of the failure as a crash.
+                let tell_parent = std::mem::take(&mut self.spawn_start);
+                self.answer(reply, res, tell_parent)
             }
             Control::Restart { reply } => {
                 self.release_held_stops();
                 let res = self.reset_and_start(true).await.map(|()| true);
-                self.answer(reply, res)
+                self.answer(reply, res, false)
             }
             Control::Stop(stop) => self.on_stop(stop).await,
             Control::Crash(reason) => boxed(self.crash(reason)).await,
@@ -142,13 +145,19 @@ impl<A: Service> Runner<A> {
     }
 
     /// Sends `res` on `reply`; a failed start or restart means the service crashed: a root
-    /// terminates (and answers once its mailbox is closed), a child waits for its parent.
-    fn answer(&mut self, reply: Option<Reply>, res: Result<bool, Error>) -> Flow {
+    /// terminates (and answers once its mailbox is closed), a child waits for its parent,
+    /// which is told (`tell_parent`) when it is not the one that asked.
+    fn answer(
+        &mut self,
+        reply: Option<Reply>,
+        res: Result<bool, Error>,
+        tell_parent: bool,
+    ) -> Flow {
         let crashed = res.is_err()
             && self.ctx.phase == Phase::Idle
             && self.cell.core.crash_reason().is_some();
         let flow = if crashed {
-            let flow = self.after_crash(false);
+            let flow = self.after_crash(tell_parent);
             if let Flow::Continue = flow {
                 self.settle();
             }

@@ -201,6 +201,7 @@ impl<A: Service> Launch<A> {
             held_stops: Vec::new(),
             own_thread,
             first_start,
+            spawn_start: false,
             #[cfg(feature = "testkit")]
             faults,
         };
@@ -287,6 +288,8 @@ struct Runner<A: Service> {
     /// anything on its lanes. Only the reply is kept (not a whole `Control`): this field is in
     /// every actor's task for its whole life.
     first_start: Option<Reply>,
+    /// The start being made is the one its spawn asked for (see `first_start`).
+    spawn_start: bool,
     /// Faults to inject (tests).
     #[cfg(feature = "testkit")]
     faults: Option<Box<super::faults::FaultState>>,
@@ -331,6 +334,7 @@ impl<A: Service> Runner<A> {
         self.set_up().await;
         let answer = loop {
             let ctrl = if let Some(reply) = self.first_start.take() {
+                self.spawn_start = true;
                 Control::Start { reply: Some(reply) }
             } else if self.ctx.phase == Phase::Running {
                 self.serve().await
