@@ -1,48 +1,73 @@
 //! What each control message does: start, restart, stop (for good, for a restart of the
 //! parent, or put to the parent), crash; and the state a finished one leaves.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::super::context::Phase;
 use super::super::error::{CrashReason, Error};
 use super::super::mailbox::{Control, Notice, Reply, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Flow, Runner, boxed};
+use super::{Flow, Runner};
+
+/// A boxed control step (see [`Runner::control_step`]).
+pub(super) type Step<'a> = Pin<Box<dyn Future<Output = Flow> + Send + 'a>>;
 
 impl<A: Service> Runner<A> {
-    /// Acts on a control message; if the actor is to end, terminates it before returning.
-    pub(super) async fn control_or_exit(&mut self, ctrl: Control) -> Flow {
-        let flow = self.on_control(ctrl).await;
+    /// The step that acts on a control message; if the actor is to end, it terminates it
+    /// before returning. Control messages are rare and their sequences run the user's hooks,
+    /// whose futures can be large: each kind's step is boxed on its own, sized for that kind,
+    /// so none weighs on every idle actor's task and a crash or a notice does not pay for a
+    /// start's or a stop's state (one allocation per control message).
+    pub(super) fn control_step(&mut self, ctrl: Control) -> Step<'_> {
+        match ctrl {
+            Control::Start { reply } => Box::pin(async move {
+                let flow = self.on_start_request(reply).await;
+                self.exit_if(flow).await
+            }),
+            Control::Restart { reply } => Box::pin(async move {
+                self.release_held_stops();
+                let res = self.reset_and_start(true).await.map(|()| true);
+                let flow = self.answer(reply, res, false);
+                self.exit_if(flow).await
+            }),
+            Control::Stop(stop) => Box::pin(async move {
+                let flow = self.on_stop(stop).await;
+                self.exit_if(flow).await
+            }),
+            Control::Crash(reason) => Box::pin(async move {
+                let flow = self.crash(reason).await;
+                self.exit_if(flow).await
+            }),
+            Control::Notice(notice) => Box::pin(async move {
+                let flow = self.on_notice(notice).await;
+                self.exit_if(flow).await
+            }),
+        }
+    }
+
+    /// Terminates the actor if `flow` says it ends.
+    async fn exit_if(&mut self, flow: Flow) -> Flow {
         if let Flow::Exit(_) = flow {
             self.terminate().await;
         }
         flow
     }
 
-    async fn on_control(&mut self, ctrl: Control) -> Flow {
-        match ctrl {
-            Control::Start { reply } => {
-                self.release_held_stops();
-                let res = if self.ctx.phase == Phase::Running {
-                    Ok(false)
-                } else if self.cell.core.is_closed() {
-                    Err(self.cell.core.gone_error())
-                } else {
-                    self.reset_and_start(false).await.map(|()| true)
-                };
-                // The start a spawn asked for answers the spawner; if the service was adopted
-                // meanwhile, its new parent did not ask and hears of the failure as a crash.
-                let tell_parent = std::mem::take(&mut self.spawn_start);
-                self.answer(reply, res, tell_parent)
-            }
-            Control::Restart { reply } => {
-                self.release_held_stops();
-                let res = self.reset_and_start(true).await.map(|()| true);
-                self.answer(reply, res, false)
-            }
-            Control::Stop(stop) => self.on_stop(stop).await,
-            Control::Crash(reason) => boxed(self.crash(reason)).await,
-            Control::Notice(notice) => boxed(self.on_notice(notice)).await,
-        }
+    async fn on_start_request(&mut self, reply: Option<Reply>) -> Flow {
+        self.release_held_stops();
+        let res = if self.ctx.phase == Phase::Running {
+            Ok(false)
+        } else if self.cell.core.is_closed() {
+            Err(self.cell.core.gone_error())
+        } else {
+            self.reset_and_start(false).await.map(|()| true)
+        };
+        // The start a spawn asked for answers the spawner; if the service was adopted
+        // meanwhile, its new parent did not ask and hears of the failure as a crash.
+        let tell_parent = std::mem::take(&mut self.spawn_start);
+        self.answer(reply, res, tell_parent)
     }
 
     async fn on_stop(&mut self, stop: Stop) -> Flow {

@@ -341,9 +341,8 @@ impl<A: Service> Runner<A> {
             } else {
                 self.next_control().await
             };
-            // Control messages are rare and their sequences run the user's hooks, whose futures
-            // can be large: boxed, they do not weigh on every idle actor's task.
-            if let Flow::Exit(answer) = Box::pin(self.control_or_exit(ctrl)).await {
+            // A boxed step, sized for its kind (see `control_step`).
+            if let Flow::Exit(answer) = self.control_step(ctrl).await {
                 break answer;
             }
         };
