@@ -42,6 +42,17 @@ async fn restarted(k: &ServiceRef, n: u32) {
         .await;
 }
 
+/// A one-for-one supervisor with a fixed `backoff`, and its child `a` crashed and waiting
+/// it out (the supervisor has taken the crash in).
+async fn crashed_in_backoff(system: &System, backoff: Duration) -> (Addr<Supervisor>, Addr<Kid>) {
+    let sup = supervisor(system, Strategy::OneForOne, Backoff::Fixed(backoff)).await;
+    let a = sup.supervise(kid("a")).await.unwrap();
+    a.crash("a fails");
+    a.wait_until(|a| a.is_crashed()).await;
+    sup.children().await.unwrap();
+    (sup, a)
+}
+
 #[tokio::test(start_paused = true)]
 async fn another_child_is_restarted_at_once_while_one_waits_out_its_backoff() {
     let system = System::new();
@@ -90,16 +101,7 @@ async fn another_child_is_restarted_at_once_while_one_waits_out_its_backoff() {
 #[tokio::test(start_paused = true)]
 async fn a_pending_restart_shows_as_a_task_of_the_supervisor() {
     let system = System::new();
-    let sup = supervisor(
-        &system,
-        Strategy::OneForOne,
-        Backoff::Fixed(Duration::from_secs(5)),
-    )
-    .await;
-    let a = sup.supervise(kid("a")).await.unwrap();
-    a.crash("a fails");
-    a.wait_until(|a| a.is_crashed()).await;
-    sup.children().await.unwrap();
+    let (sup, a) = crashed_in_backoff(&system, Duration::from_secs(5)).await;
     assert_eq!(sup.task_names(), ["Supervisor.backoff(a)"]);
     restarted(&a, 1).await;
     assert!(sup.task_names().is_empty());
@@ -194,16 +196,7 @@ async fn rest_for_one_restarts_during_a_backoff_do_not_double_up() {
 #[tokio::test(start_paused = true)]
 async fn the_supervisors_stop_cancels_a_pending_restart() {
     let system = System::new();
-    let sup = supervisor(
-        &system,
-        Strategy::OneForOne,
-        Backoff::Fixed(Duration::from_secs(60)),
-    )
-    .await;
-    let a = sup.supervise(kid("a")).await.unwrap();
-    a.crash("a fails");
-    a.wait_until(|a| a.is_crashed()).await;
-    sup.children().await.unwrap();
+    let (sup, a) = crashed_in_backoff(&system, Duration::from_secs(60)).await;
     let t0 = Instant::now();
     sup.stop().await.unwrap();
     assert_eq!(
@@ -221,16 +214,7 @@ async fn the_supervisors_stop_cancels_a_pending_restart() {
 #[tokio::test(start_paused = true)]
 async fn the_supervisors_restart_drops_a_pending_restart() {
     let system = System::new();
-    let sup = supervisor(
-        &system,
-        Strategy::OneForOne,
-        Backoff::Fixed(Duration::from_secs(5)),
-    )
-    .await;
-    let a = sup.supervise(kid("a")).await.unwrap();
-    a.crash("a fails");
-    a.wait_until(|a| a.is_crashed()).await;
-    sup.children().await.unwrap();
+    let (sup, a) = crashed_in_backoff(&system, Duration::from_secs(5)).await;
     sup.restart().await.unwrap();
     restarted(&a, 1).await;
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -325,15 +309,7 @@ async fn crashes_during_backoffs_count_against_the_intensity() {
 #[tokio::test(start_paused = true)]
 async fn a_child_restarted_by_hand_during_its_backoff_is_not_restarted_again() {
     let system = System::new();
-    let sup = supervisor(
-        &system,
-        Strategy::OneForOne,
-        Backoff::Fixed(Duration::from_secs(5)),
-    )
-    .await;
-    let a = sup.supervise(kid("a")).await.unwrap();
-    a.crash("a fails");
-    a.wait_until(|a| a.is_crashed()).await;
+    let (sup, a) = crashed_in_backoff(&system, Duration::from_secs(5)).await;
     // Its operator does not wait out the 5 s backoff.
     a.restart().await.unwrap();
     assert_eq!(a.restart_count(), 1);
