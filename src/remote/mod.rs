@@ -120,6 +120,7 @@
 mod addr;
 mod auth;
 mod cluster;
+mod dedup;
 mod error;
 mod export;
 mod graph;
