@@ -882,3 +882,55 @@ async fn metrics_are_served_in_the_prometheus_format() {
     assert!(reply.text.contains("modo_handle_seconds"), "{}", reply.text);
     t.system.shutdown().await.unwrap();
 }
+
+/// The status document's count of looks.
+async fn looks(api: &Api) -> u64 {
+    api.get("/api/v1/status").await.json["looks"]
+        .as_u64()
+        .expect("looks in the status document")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_nobody_watches_takes_no_looks_and_a_reader_gets_a_fresh_graph() {
+    let system = System::new();
+    let config = ObserverConfig::new()
+        .bind(any_port())
+        .interval(Duration::from_millis(20))
+        .stop_observing_after(Some(LINGER));
+    let listening = config.listening();
+    let observer = system.spawn(Observer::new(config)).await.unwrap();
+    let api = Api::new(listening.addr().unwrap());
+
+    // Unwatched for 15 intervals: at most the look in flight when it started (the first
+    // look is the observer's start).
+    let before = looks(&api).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = looks(&api).await;
+    assert!(
+        after <= before + 1,
+        "looks while unwatched: {before} then {after}"
+    );
+
+    // A service spawned meanwhile is in the graph the first reader gets.
+    let late = system.spawn(Loner).await.unwrap();
+    let graph = api.get("/api/v1/graph").await;
+    assert_eq!(graph.status, StatusCode::OK);
+    let services = graph.json["services"].as_array().expect("services");
+    assert!(
+        services.iter().any(|s| s["id"] == late.id().to_string()),
+        "the graph was looked at for its reader: {}",
+        graph.text
+    );
+    // Watched now (for the linger): looks go on at every interval.
+    let watched = looks(&api).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while looks(&api).await < watched + 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no looks while watched"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    observer.stop().await.unwrap();
+    system.shutdown().await.unwrap();
+}

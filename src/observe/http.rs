@@ -319,6 +319,7 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
 /// `GET /api/v1/graph`: the latest snapshot.
 async fn graph(State(shared): St) -> Response {
     shared.watchers.touch();
+    shared.fresh().await;
     json_response(StatusCode::OK, shared.hub.latest_for_reading().json())
 }
 
@@ -337,6 +338,8 @@ struct StatusDoc {
     interval_ms: u64,
     /// How long the last look (graph snapshot, figures, diff) took, in microseconds.
     look_us: u64,
+    /// Looks taken since the observer started (none while nobody watches).
+    looks: u64,
     stream_clients: usize,
     stream_queued_bytes: usize,
     streams_dropped: u64,
@@ -359,6 +362,7 @@ async fn status(State(shared): St) -> Response {
         read_only: shared.auth.is_read_only(),
         interval_ms: u64::try_from(shared.interval.as_millis()).unwrap_or(u64::MAX),
         look_us: u64::try_from(shared.hub.look_time().as_micros()).unwrap_or(u64::MAX),
+        looks: shared.hub.looks(),
         stream_clients: shared.hub.clients(),
         stream_queued_bytes: shared.hub.queued_bytes(),
         streams_dropped: shared.hub.dropped(),
@@ -412,6 +416,14 @@ fn path_error(e: &PathRejection) -> ApiError {
 }
 
 impl Shared {
+    /// Makes sure the latest snapshot is at most two intervals old: while nobody watched, the
+    /// sampler took no looks, and a reader gets one made for it (waiting at most a second).
+    async fn fresh(&self) {
+        self.hub
+            .fresh(self.interval * 2, Duration::from_secs(1))
+            .await;
+    }
+
     /// The live service `id`.
     async fn find(&self, id: Uuid) -> Result<ServiceRef, ApiError> {
         self.system.registry().service(id).await.ok_or_else(|| {
@@ -496,6 +508,7 @@ async fn service(
     let Path(raw) = path.map_err(|e| path_error(&e))?;
     let id = parse_id(&raw)?;
     shared.watchers.touch();
+    shared.fresh().await;
     let found = shared.find(id).await?;
     let doc = ServiceDoc {
         version: VERSION,

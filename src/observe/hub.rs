@@ -116,6 +116,14 @@ pub(crate) struct Hub {
     /// When the snapshot document was last asked for: milliseconds after `origin`, plus one
     /// (zero: never).
     wanted_at: AtomicU64,
+    /// Looks taken so far (the status document's `looks`).
+    looks: AtomicU64,
+    /// When the latest snapshot was published: milliseconds after `origin`.
+    published_at: AtomicU64,
+    /// Counts publications, for a reader waiting for a fresh snapshot.
+    published: tokio::sync::watch::Sender<u64>,
+    /// A reader wants a look now (the sampler skips looks while nobody watches).
+    look_wanted: tokio::sync::Notify,
 }
 
 /// How long after the last request for the snapshot document the sampler keeps making it.
@@ -160,6 +168,10 @@ impl Hub {
             look_us: AtomicU64::new(0),
             origin: tokio::time::Instant::now(),
             wanted_at: AtomicU64::new(0),
+            looks: AtomicU64::new(0),
+            published_at: AtomicU64::new(0),
+            published: tokio::sync::watch::Sender::new(0),
+            look_wanted: tokio::sync::Notify::new(),
         }
     }
 
@@ -242,6 +254,41 @@ impl Hub {
         if let Some(event) = event {
             self.send_locked(&mut state, &event);
         }
+        drop(state);
+        self.looks.fetch_add(1, Ordering::Relaxed);
+        self.published_at
+            .store(self.millis_since_origin(), Ordering::Relaxed);
+        self.published.send_modify(|n| *n += 1);
+    }
+
+    fn millis_since_origin(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How many looks were published.
+    pub(crate) fn looks(&self) -> u64 {
+        self.looks.load(Ordering::Relaxed)
+    }
+
+    /// The latest snapshot if it is at most `max_age` old; else asks the sampler for a look
+    /// (it skips them while nobody watches) and waits for it, at most `wait`, then returns
+    /// the latest.
+    pub(crate) async fn fresh(&self, max_age: Duration, wait: Duration) -> Arc<Snapshot> {
+        let age = self
+            .millis_since_origin()
+            .saturating_sub(self.published_at.load(Ordering::Relaxed));
+        if Duration::from_millis(age) <= max_age {
+            return self.latest();
+        }
+        let mut published = self.published.subscribe();
+        self.look_wanted.notify_one();
+        let _ = tokio::time::timeout(wait, published.changed()).await;
+        self.latest()
+    }
+
+    /// Resolves when a reader wants a look (see [`fresh`](Self::fresh)).
+    pub(crate) async fn look_wanted(&self) {
+        self.look_wanted.notified().await;
     }
 
     /// Queues `event` for every client (a heartbeat: the latest snapshot stays).

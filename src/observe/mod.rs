@@ -40,8 +40,11 @@
 //! ([`ObserverConfig::stop_observing_after`]); then the observer turns observation off again,
 //! so an observer that nobody watches costs the messages nothing. It never turns off what the
 //! program turned on itself, and turns it off when it stops. Crashes and restarts are counted
-//! either way. The look every `interval` goes on regardless (its duration is `look_us` in the
-//! status document): it costs per service, not per message.
+//! either way. The look every `interval` (its duration is `look_us` in the status document)
+//! costs per service, not per message, and is skipped too while message observation is off:
+//! a request for the graph or a service that finds the latest snapshot older than two
+//! intervals has a look made for it (waiting at most a second), and a new stream starts from
+//! the latest snapshot, brought up to date by the next look's changes.
 //!
 //! # The HTTP API, version 1
 //! Every JSON document has `"version": 1` and a `"type"`. Times are milliseconds since the Unix
@@ -106,6 +109,7 @@
 //! The **status** document (`type: "status"`) is the observer's own account: `seq` and
 //! `snapshot_at_ms` of the latest snapshot, `services`, `observing` (message observation on),
 //! `read_only`, `interval_ms`, `look_us` (how long the last look took, in microseconds),
+//! `looks` (looks taken since the observer started; none while nobody watches),
 //! `stream_clients`, `stream_queued_bytes` (what waits for them, summed over the clients),
 //! `streams_dropped` (clients dropped for being too slow), `connections`,
 //! `connections_refused` and `writes_timed_out`. Reading it does not count as watching.
@@ -382,9 +386,16 @@ async fn sample_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_event = tokio::time::Instant::now();
     loop {
-        ticks.tick().await;
-        watchers.settle();
+        let asked = tokio::select! {
+            _ = ticks.tick() => false,
+            () = hub.look_wanted() => true,
+        };
+        let observing = watchers.settle();
         upkeep();
+        if !observing && !asked {
+            // Nobody watches: no look (a reader that comes asks for one, see `Hub::fresh`).
+            continue;
+        }
         let started = tokio::time::Instant::now();
         let graph = registry.graph().await;
         let prev = hub.latest();
