@@ -118,7 +118,9 @@ pub(crate) struct Traced<M, R> {
     pub(crate) msg: M,
     /// The ask's reply; `None` for a tell.
     pub(crate) reply: Option<oneshot::Sender<Result<R, Error>>>,
-    pub(crate) sent: Box<Sent>,
+    /// Inline, not boxed: the envelope is boxed already, a second allocation per observed
+    /// message bought nothing.
+    pub(crate) sent: Sent,
 }
 
 /// A message sent with `ask`: the reply goes back on a oneshot.
@@ -195,7 +197,10 @@ where
 {
     fn handle<'a>(self: Box<Self>, actor: &'a mut A, ctx: &'a mut Context<A>) -> HandleFuture<'a> {
         let Traced { msg, reply, sent } = *self;
-        let wait = sent.at.elapsed();
+        // One clock read ends the wait and starts the handling (a read costs about 30 ns on
+        // the machines measured: three per observed message, not four).
+        let start = Instant::now();
+        let wait = start.saturating_duration_since(sent.at);
         let core = ctx.core();
         let stats = core.stats.get_or_init();
         let kind = if reply.is_some() { "ask" } else { "tell" };
@@ -217,7 +222,6 @@ where
             tracing::Span::none()
         };
         Box::pin(async move {
-            let start = Instant::now();
             let res = AssertUnwindSafe(actor.handle(msg, ctx).instrument(span.clone()))
                 .catch_unwind()
                 .await;

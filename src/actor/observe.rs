@@ -64,12 +64,12 @@ pub(crate) struct Sent {
 }
 
 impl Sent {
-    pub(crate) fn now() -> Box<Sent> {
+    pub(crate) fn now() -> Sent {
         let from = spans_wanted().then(Span::current);
-        Box::new(Sent {
+        Sent {
             at: Instant::now(),
             from,
-        })
+        }
     }
 }
 
