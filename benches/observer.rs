@@ -6,7 +6,7 @@
 //! services beside the counter:
 //!
 //! - `plain`: no observer; message observation off (modo's default).
-//! - `unwatched`: an observer on loopback (a look every 250 ms), nobody watching: observation
+//! - `unwatched`: an observer on loopback, nobody watching (it takes no looks then): observation
 //!   stays off, so messages take the plain path. This should read as `plain`.
 //! - `watched`: the same, with one client reading the event stream (as the page does):
 //!   observation on, each message records its mailbox wait and handle time.
@@ -16,7 +16,8 @@
 //! Every System is built before the clock starts; the four are measured in turn, repetition
 //! after repetition, and the table gives the median ns per message of each and its ratio to
 //! `plain`. It also reads the observer's status document: how long one look over the tree took
-//! (`look_us`), median of several looks, and the snapshot's size.
+//! (`look_us`), median of several looks, and the snapshot's size, while watched; unwatched, that
+//! the observer takes no looks (its `looks` count stays put).
 //!
 //! Run it with `cargo bench --bench observer --features observer` (about 60 s on 2 cores).
 //! `cargo test --benches --all-features` runs it once on tiny sizes, as a check that it works.
@@ -241,6 +242,19 @@ impl Fixture {
     /// the graph does).
     fn looks(&self, rt: &Runtime, looks: usize) -> Option<(f64, Option<usize>)> {
         let addr = self.observer?;
+        if self.setup == Setup::Unwatched {
+            // Nobody watches: the observer takes no looks (at most the one in flight).
+            run_on(rt, async move {
+                let before = number_after(&get(addr, "/api/v1/status").await, "looks");
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
+                let after = number_after(&get(addr, "/api/v1/status").await, "looks");
+                assert!(
+                    after <= before + 1,
+                    "unwatched, yet {before} then {after} looks"
+                );
+            });
+            return None;
+        }
         let graph = self.setup == Setup::Watched;
         run_on(rt, async move {
             let mut took = Vec::with_capacity(looks);

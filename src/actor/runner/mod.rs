@@ -187,7 +187,7 @@ impl<A: Service> Launch<A> {
             service: addr.service_ref(),
             task: None,
         };
-        let runner = Runner {
+        let mut runner = Runner {
             actor,
             cell: addr.cell().clone(),
             ctx: Context::new(addr, host.clone()),
@@ -211,7 +211,6 @@ impl<A: Service> Launch<A> {
         };
         // The runner is borrowed where the block holds it: an `async fn` taking it by value
         // would keep it twice in the task (as its argument, and moved into its body).
-        let mut runner = runner;
         let run = async move { runner.run().await };
         let fut = CURRENT_ACTOR.scope(current, run).instrument(span);
         if own_thread {
