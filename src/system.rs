@@ -186,8 +186,12 @@ impl System {
         // Started by its own task as its first act: no trip through the control lane.
         let (reply, started) = tokio::sync::oneshot::channel();
         let epoch = addr.core().crash_epoch();
-        launch.spawn_started(&host, reply);
-        addr.core().answer(started, epoch).await?;
+        let answer = addr.core().answer(started, epoch);
+        match launch.spawn_started(&host, reply) {
+            // Driven here through its start: no round trip to a task of its own.
+            Some(inline) => inline.drive(answer).await?,
+            None => answer.await?,
+        };
         Ok(addr)
     }
 

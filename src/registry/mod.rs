@@ -119,7 +119,9 @@ impl Registry {
     fn drain(&mut self) {
         self.queued.store(0, Ordering::Relaxed);
         self.drain_asked.store(false, Ordering::Release);
-        while let Ok(event) = self.events.try_recv() {
+        // One lock for the whole backlog, not one per event.
+        let backlog: Vec<Event> = self.events.drain().collect();
+        for event in backlog {
             self.apply(event);
         }
     }

@@ -47,6 +47,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::runtime::Handle;
 use tracing::Instrument;
 
 use super::addr::{Addr, ServiceRef};
@@ -152,16 +153,22 @@ impl<A: Service> Launch<A> {
     /// Reports the new service to `host`, then runs its task: on the host's runtime, or on its
     /// own thread. The host counts the task until it ends.
     pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
-        self.spawn_with(host, None)
+        let inline = self.spawn_with(host, None);
+        debug_assert!(
+            inline.is_none(),
+            "only a spawn that starts is driven inline"
+        );
     }
 
     /// [`spawn`](Self::spawn), the task starting the service at once and answering on `reply`
-    /// (no trip through the control lane).
-    pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) {
+    /// (no trip through the control lane). When the caller runs on the host's runtime, the
+    /// task is not spawned yet: it is returned for the caller to drive through its start (see
+    /// [`Inline`]), which saves the round trip of a spawn that waits for its start.
+    pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) -> Option<Inline> {
         self.spawn_with(host, Some(reply))
     }
 
-    fn spawn_with(self, host: &Arc<dyn Host>, first_start: Option<Reply>) {
+    fn spawn_with(self, host: &Arc<dyn Host>, first_start: Option<Reply>) -> Option<Inline> {
         let Launch {
             actor,
             addr,
@@ -187,6 +194,7 @@ impl<A: Service> Launch<A> {
             service: addr.service_ref(),
             task: None,
         };
+        let spawn_start = first_start.is_some();
         let mut runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -223,7 +231,57 @@ impl<A: Service> Launch<A> {
                 drop(token);
                 answer_all(answers);
             });
-            host.runtime().spawn(fut);
+            let runtime = host.runtime();
+            let here = Handle::try_current().is_ok_and(|h| h.id() == runtime.id());
+            if spawn_start && here {
+                return Some(Inline {
+                    task: Some(Box::pin(fut)),
+                    runtime: runtime.clone(),
+                });
+            }
+            runtime.spawn(fut);
+        }
+        None
+    }
+}
+
+/// An actor's task, not spawned yet, that its spawner drives in its own task until the start
+/// it waits for is answered; then (or if the spawner goes away first) the task is spawned on
+/// the host's runtime. The start runs exactly as it would in a task of its own: same hooks,
+/// same order, same task-local scope, the same blocking detector; only the two task switches
+/// of a round trip are saved.
+///
+/// A future that was polled here and moved into a task of its own is then polled by that
+/// task at once, which re-registers its wakers: a stale wake of the spawner is harmless.
+pub(crate) struct Inline {
+    task: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    runtime: Handle,
+}
+
+impl Inline {
+    /// Polls the task and `until` together until `until` is ready; the task goes on in a task
+    /// of its own (if it has not ended already).
+    pub(crate) async fn drive<T>(mut self, until: impl std::future::Future<Output = T>) -> T {
+        let mut until = std::pin::pin!(until);
+        std::future::poll_fn(|cx| {
+            if let Some(task) = self.task.as_mut() {
+                // A panic in modo's own code ends the task, as it would a spawned one; it
+                // must not unwind into the spawner.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(())) | Err(_) => self.task = None,
+                }
+            }
+            until.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            self.runtime.spawn(task);
         }
     }
 }
