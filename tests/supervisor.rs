@@ -618,3 +618,123 @@ async fn insert_past_the_end_is_a_typed_error() {
     assert_eq!(names(&sup.children().await.unwrap()), ["a"]);
     system.shutdown().await.unwrap();
 }
+
+/// Its first start is immediate; a restart waits for `gate`.
+struct SlowRestart {
+    gate: Arc<tokio::sync::Notify>,
+}
+impl Service for SlowRestart {
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        if ctx.restart_count() > 0 {
+            self.gate.notified().await;
+        }
+        Ok(())
+    }
+}
+
+/// A supervisor does not wait for a one-for-one restart to finish starting: it answers
+/// meanwhile, and the restart completes on its own.
+#[tokio::test(start_paused = true)]
+async fn a_supervisor_answers_while_its_crashed_child_restarts() {
+    let system = System::new();
+    let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let child = sup
+        .supervise({
+            let gate = gate.clone();
+            move || SlowRestart { gate: gate.clone() }
+        })
+        .await
+        .unwrap();
+    child.crash("boom");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        child.wait_until(|c| c.restart_count() == 1 && c.state() == ServiceState::Starting),
+    )
+    .await
+    .expect("the restart began");
+    let children = tokio::time::timeout(Duration::from_secs(5), sup.children())
+        .await
+        .expect("the supervisor answers while its child restarts")
+        .unwrap();
+    assert_eq!(children, [child.service_ref()]);
+    gate.notify_one();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        child.wait_until(|c| c.state() == ServiceState::Running),
+    )
+    .await
+    .expect("the restart finished");
+    assert_eq!(child.restart_count(), 1);
+    system.shutdown().await.unwrap();
+}
+
+/// Its restarts fail.
+struct NoRestart;
+impl Service for NoRestart {
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        if ctx.restart_count() > 0 {
+            return Err("cannot come back".into());
+        }
+        Ok(())
+    }
+}
+
+/// A parent with one `NoRestart` child that reports its children's crashes and drops the
+/// crashed child.
+struct Hears {
+    crashes: tokio::sync::mpsc::UnboundedSender<String>,
+    child: Option<Addr<NoRestart>>,
+}
+struct TheChild;
+impl Service for Hears {
+    async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        self.child = Some(ctx.add_dependency(NoRestart));
+        Ok(())
+    }
+    async fn on_child_crashed(
+        &mut self,
+        _: &ServiceRef,
+        reason: &CrashReason,
+        _: &mut Context<Self>,
+    ) -> ChildAction {
+        let _ = self.crashes.send(reason.to_string());
+        ChildAction::Remove
+    }
+}
+impl Handler<TheChild> for Hears {
+    type Reply = Addr<NoRestart>;
+    async fn handle(&mut self, _: TheChild, _: &mut Context<Self>) -> Addr<NoRestart> {
+        self.child.clone().expect("added at the first start")
+    }
+}
+
+/// `Lifecycle::Restart` sent as a message has nobody waiting for its answer: when that restart
+/// fails, the child is crashed and its parent hears of it (it used to sit crashed, unheard).
+#[tokio::test(start_paused = true)]
+async fn a_restart_sent_as_a_message_that_fails_is_a_crash_the_parent_hears() {
+    let system = System::new();
+    let (crashes, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let parent = system
+        .spawn(Hears {
+            crashes,
+            child: None,
+        })
+        .await
+        .unwrap();
+    let child = parent.ask(TheChild).await.unwrap();
+    child.send_lifecycle(Lifecycle::Restart).unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        .await
+        .expect("the parent hears of the failed restart")
+        .unwrap();
+    assert!(reason.contains("cannot come back"), "{reason}");
+    tokio::time::timeout(Duration::from_secs(5), child.wait_until_stopped())
+        .await
+        .expect("removed by its parent");
+    assert!(
+        parent.is_started(),
+        "the parent chose to remove, not to escalate"
+    );
+    system.shutdown().await.unwrap();
+}

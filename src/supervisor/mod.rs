@@ -47,6 +47,10 @@
 //!   restarts. The supervisor's stop (or restart) cancels what is pending; a discarded child
 //!   leaves it; a child restarted by hand during its backoff (and not crashed again) is not
 //!   restarted a second time when the backoff runs out.
+//! - A restart of the crashed child alone (one-for-one, or the last of a rest-for-one) is
+//!   sent, not awaited: the supervisor answers meanwhile, and a restart that fails comes back
+//!   as a crash notice, counted and retried like any crash. A group's restarts are awaited
+//!   one by one, in start order.
 
 mod requests;
 mod strategy;
@@ -324,6 +328,12 @@ impl Supervisor {
         group: Vec<ServiceRef>,
     ) {
         self.cancel_pending_of(&group);
+        if let [only] = group.as_slice()
+            && only == crashed
+        {
+            self.restart_alone(crashed);
+            return;
+        }
         for sibling in group.iter().rev().filter(|c| *c != crashed) {
             let _ = sibling
                 .core()
@@ -353,6 +363,24 @@ impl Supervisor {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl Supervisor {
+    /// Restarts `child`, the only one its crash restarts, without waiting for its start: the
+    /// supervisor goes on with its mailbox meanwhile (one wake-up less per restart). A restart
+    /// that fails comes back as a crash notice, so it is counted, backed off and retried as
+    /// the awaited restart of a group is.
+    fn restart_alone(&mut self, child: &ServiceRef) {
+        if let Some(info) = self.children.get_mut(&child.id()) {
+            info.last_restart = Some(tokio::time::Instant::now());
+        }
+        let core = child.core();
+        core.signal_stop();
+        if core.control.send(Control::Restart { reply: None }).is_err() {
+            // It ended meanwhile (stopped for good by someone else): nothing to restart.
+            self.children.remove(&child.id());
         }
     }
 }

@@ -29,7 +29,10 @@ impl<A: Service> Runner<A> {
             Control::Restart { reply } => Box::pin(async move {
                 self.release_held_stops();
                 let res = self.reset_and_start(true).await.map(|()| true);
-                let flow = self.answer(reply, res, false);
+                // A restart nobody waits for (the parent's own, or `Lifecycle::Restart` sent
+                // as a message) that fails is a crash: the parent hears of it.
+                let tell_parent = reply.is_none();
+                let flow = self.answer(reply, res, tell_parent);
                 self.exit_if(flow).await
             }),
             Control::Stop(stop) => Box::pin(async move {
