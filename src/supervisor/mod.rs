@@ -196,6 +196,11 @@ impl Supervisor {
     ) {
         // Everything a reader needs is in the line itself (no fields repeating it), and a
         // restart is counted from 1: the restart this line announces.
+        // Nothing is formatted unless a subscriber takes the line: a restart with nobody
+        // listening pays no allocation for it.
+        if !tracing::enabled!(target: "modo", tracing::Level::WARN) {
+            return;
+        }
         let restarts = child.restart_count();
         let count = if what.starts_with("restarting") {
             format!("restart {}", restarts + 1)
