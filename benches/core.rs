@@ -1,8 +1,9 @@
 //! modo's core costs, each beside the same work on a raw flume channel in the same run.
 //!
 //! Three workloads, each on two tokio runtimes: `mt2` (multi-thread, 2 workers) and `ct`
-//! (current-thread). Every measured future runs as a task spawned on the runtime (never on the
-//! `block_on` thread), and times itself, so runtime entry and exit are not counted.
+//! (current-thread). Every measured future runs as a task spawned on the runtime (not on the
+//! `block_on` thread, but for the one row that says so), and times itself, so runtime entry
+//! and exit are not counted.
 //!
 //! - `tell`: one producer sends 100,000 messages to one consumer with a bounded mailbox of
 //!   capacity 1024, then asks for the count; the iteration ends when the count comes back, so
@@ -20,6 +21,10 @@
 //!   Floor: 1,000 `tokio::spawn`ed tasks, each with its own `flume::bounded(1024)` channel,
 //!   then each sent a stop message and joined. The floor does not wait for its tasks to begin
 //!   running; modo's spawn does (that start handshake is part of its contract and its cost).
+//! - `spawn_stop, from main` (ratio table only): the same pair run as the future `block_on`
+//!   drives instead of as a task, the way an `async fn main` under `#[tokio::main]` runs (on
+//!   `mt2`, not on a worker thread). There `System::spawn` runs each start in the caller's
+//!   task instead of waiting for a worker to run it.
 //!
 //! Criterion groups are named `<workload>/<flavour>` with the functions `flume` and `modo`
 //! side by side. After them, a short section alternates flume and modo repetitions of each
@@ -348,16 +353,44 @@ fn ratio_pair<F: Workload, M: Workload>(
     units: f64,
     sizes: Sizes,
 ) -> (f64, f64, (f64, f64)) {
+    ratio_pair_on(rt, flume, modo, iters, units, sizes, Where::Task)
+}
+
+/// Where a workload runs: as a task (as every other row), or as the future `block_on` drives
+/// (as an `async fn main` under `#[tokio::main]` does: on `mt2` that is not a worker thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Where {
+    Task,
+    Main,
+}
+
+fn ratio_pair_on<F: Workload, M: Workload>(
+    rt: &Runtime,
+    flume: &F,
+    modo: &M,
+    iters: u64,
+    units: f64,
+    sizes: Sizes,
+    on: Where,
+) -> (f64, f64, (f64, f64)) {
+    let run_f = || match on {
+        Where::Task => measure(rt, flume, iters),
+        Where::Main => rt.block_on(flume.run(iters)),
+    };
+    let run_m = || match on {
+        Where::Task => measure(rt, modo, iters),
+        Where::Main => rt.block_on(modo.run(iters)),
+    };
     if sizes.warm_up {
-        measure(rt, flume, iters);
-        measure(rt, modo, iters);
+        run_f();
+        run_m();
     }
     let per_unit = |d: Duration| d.as_secs_f64() * 1e9 / units;
     let mut f = Vec::with_capacity(sizes.reps);
     let mut m = Vec::with_capacity(sizes.reps);
     for _ in 0..sizes.reps {
-        f.push(per_unit(measure(rt, flume, iters)));
-        m.push(per_unit(measure(rt, modo, iters)));
+        f.push(per_unit(run_f()));
+        m.push(per_unit(run_m()));
     }
     let ratios: Vec<f64> = f.iter().zip(&m).map(|(f, m)| m / f).collect();
     (median(&mut f), median(&mut m), range(&ratios))
@@ -413,6 +446,26 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
         );
         rows.push(Row {
             workload: "spawn_stop",
+            flavour: flavour.name,
+            work: format!("{} x {}", sizes.spawn_iters, sizes.spawn_k),
+            flume_ns,
+            modo_ns,
+            pair_range,
+        });
+
+        // The same, from the future `block_on` drives, where `System::spawn` saves most by
+        // running the start in the caller's task (no cross-thread round trip on mt2).
+        let (flume_ns, modo_ns, pair_range) = ratio_pair_on(
+            rt,
+            &fx.flume_spawn,
+            &fx.modo_spawn,
+            sizes.spawn_iters,
+            actors as f64,
+            sizes,
+            Where::Main,
+        );
+        rows.push(Row {
+            workload: "spawn_stop, from main",
             flavour: flavour.name,
             work: format!("{} x {}", sizes.spawn_iters, sizes.spawn_k),
             flume_ns,

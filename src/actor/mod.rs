@@ -18,7 +18,7 @@
 //! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices |
 //! | `recipient.rs` | [`Recipient<M, R>`]: a handle to anything that handles `M` |
 //! | `reply.rs` | [`ReplyTo<R>`]: answering an ask later |
-//! | `context.rs` | [`Context<A>`]: what hooks and handlers may do |
+//! | `context/` | [`Context<A>`]: what hooks and handlers may do (`mod.rs`); its children and adoption (`tree.rs`) |
 //! | `tasks.rs` | background tasks and the exit stack of one run |
 //! | `spec.rs` | [`ServiceSpec`], [`Dependency`]: what to spawn |
 //! | `state.rs` | [`ServiceState`] |
