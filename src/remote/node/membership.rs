@@ -7,7 +7,8 @@ use futures::StreamExt;
 
 use super::super::cluster::{self, Action, Heartbeat};
 use super::super::watch::{RemoteUp, RemoteWatch, end_proxy};
-use super::{AddWatch, Node, SubscribeError};
+use super::Node;
+use super::service::{AddWatch, SubscribeError};
 use crate::{Context, HookResult};
 
 impl Node {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::super::RemoteError;
 use super::super::auth::{self, Credentials, Tls};
+#[cfg(doc)]
+use super::super::{RemoteAddr, WatchTarget};
 
 /// The default heartbeat interval.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -85,7 +87,7 @@ impl NodeOptions {
     }
 
     /// The node's name in the cluster: what watches on a node
-    /// ([`WatchTarget::Node`](crate::remote::WatchTarget::Node)) and the cluster graph name it by. A node restarted under the
+    /// ([`WatchTarget::Node`]) and the cluster graph name it by. A node restarted under the
     /// same name is the same watch target. Default: the node's random id.
     pub fn node_name(mut self, name: impl Into<String>) -> Self {
         self.node_name = Some(name.into());
@@ -169,7 +171,7 @@ impl NodeOptions {
         self
     }
 
-    /// The default bound on a remote call ([`RemoteAddr::with_timeout`](crate::remote::RemoteAddr::with_timeout) changes it per
+    /// The default bound on a remote call ([`RemoteAddr::with_timeout`] changes it per
     /// handle). Default: 5 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
