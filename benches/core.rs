@@ -343,19 +343,6 @@ struct Row {
     pair_range: (f64, f64),
 }
 
-/// Alternates flume and modo repetitions of `iters` iterations (`units` units of work each);
-/// returns the median nanoseconds per unit of each, and the spread of the pairwise ratios.
-fn ratio_pair<F: Workload, M: Workload>(
-    rt: &Runtime,
-    flume: &F,
-    modo: &M,
-    iters: u64,
-    units: f64,
-    sizes: Sizes,
-) -> (f64, f64, (f64, f64)) {
-    ratio_pair_on(rt, flume, modo, iters, units, sizes, Where::Task)
-}
-
 /// Where a workload runs: as a task (as every other row), or as the future `block_on` drives
 /// (as an `async fn main` under `#[tokio::main]` does: on `mt2` that is not a worker thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,7 +351,10 @@ enum Where {
     Main,
 }
 
-fn ratio_pair_on<F: Workload, M: Workload>(
+/// Alternates flume and modo repetitions of `iters` iterations (`units` units of work each),
+/// run `on` a task or the `block_on` future; returns the median nanoseconds per unit of each,
+/// and the spread of the pairwise ratios.
+fn ratio_pair<F: Workload, M: Workload>(
     rt: &Runtime,
     flume: &F,
     modo: &M,
@@ -408,6 +398,7 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
             sizes.tell_iters,
             msgs as f64,
             sizes,
+            Where::Task,
         );
         rows.push(Row {
             workload: "tell",
@@ -425,6 +416,7 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
             sizes.ask_iters,
             sizes.ask_iters as f64,
             sizes,
+            Where::Task,
         );
         rows.push(Row {
             workload: "ask",
@@ -443,6 +435,7 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
             sizes.spawn_iters,
             actors as f64,
             sizes,
+            Where::Task,
         );
         rows.push(Row {
             workload: "spawn_stop",
@@ -455,7 +448,7 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
 
         // The same, from the future `block_on` drives, where `System::spawn` saves most by
         // running the start in the caller's task (no cross-thread round trip on mt2).
-        let (flume_ns, modo_ns, pair_range) = ratio_pair_on(
+        let (flume_ns, modo_ns, pair_range) = ratio_pair(
             rt,
             &fx.flume_spawn,
             &fx.modo_spawn,
