@@ -62,10 +62,11 @@
 //! ```
 
 mod blocking;
+mod dump;
+mod root;
 mod signals;
 
-use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -78,11 +79,10 @@ use futures::future::BoxFuture;
 use tracing::Level;
 
 use crate::logging::{LogConfig, LogInitError};
-use crate::registry::{Graph, Node};
-use crate::{
-    Addr, ChildAction, Context, CrashReason, Dependency, Down, DownReason, Error, Hook, HookResult,
-    Service, ServiceRef, SharedError, System,
-};
+use crate::{Addr, CrashReason, Dependency, Error, Hook, HookResult, SharedError, System};
+
+use dump::dump_tree;
+use root::Root;
 
 pub use blocking::{Blocked, BlockingDetector};
 use signals::{Sig, Signals};
@@ -648,209 +648,14 @@ fn stopping_on_signal() {
     tracing::info!(target: "modo", "{PREFIX}: Stopping on signal received...");
 }
 
-/// Prints the live tree to stderr; with a remote node running in the tree (cargo feature
-/// `nats`), the cluster's trees after it.
-async fn dump_tree(system: &System) {
-    let graph = system.registry().graph().await;
-    eprint!("{}", render_tree(&graph));
-    #[cfg(feature = "nats")]
-    for cluster in crate::remote::cluster_graphs_in(&graph).await {
-        eprint!("{}", render_cluster(&cluster));
-    }
-}
-
-/// The services of `graph` below `n`, one a line, indented two spaces per level after `base`.
-fn render_node(graph: &Graph, n: &Node, base: usize, out: &mut String) {
-    let _ = write!(
-        out,
-        "{:indent$}{} state={} restarts={} depth={}",
-        "",
-        n.label,
-        n.state,
-        n.restart_count,
-        n.depth,
-        indent = base + 2 * n.depth
-    );
-    if !n.flags.is_empty() {
-        let _ = write!(out, " flags={}", n.flags.join(","));
-    }
-    out.push('\n');
-    for task in &n.tasks {
-        let _ = writeln!(
-            out,
-            "{:indent$}task {task}",
-            "",
-            indent = base + 2 * n.depth + 2
-        );
-    }
-    for child in graph.children(n.id) {
-        render_node(graph, child, base, out);
-    }
-}
-
-/// The tree, one service a line, indented two spaces per level.
-fn render_tree(graph: &Graph) -> String {
-    let mut out = format!("--- modo service tree ({} services) ---\n", graph.len());
-    for root in graph.roots() {
-        render_node(graph, root, 0, &mut out);
-    }
-    out.push_str("--- end of service tree ---\n");
-    out
-}
-
-/// A cluster's trees: a line per node (`node <name> <id> state=<state>`, and `this-node` or
-/// `no-answer`), its services indented below it.
-#[cfg_attr(not(feature = "nats"), allow(dead_code))]
-fn render_cluster(cluster: &crate::registry::ClusterGraph) -> String {
-    let mut out = format!(
-        "--- modo cluster {} ({} nodes) ---\n",
-        cluster.system(),
-        cluster.len()
-    );
-    for m in cluster.members() {
-        let _ = write!(out, "node {} {} state={}", m.name, m.id, m.state);
-        if m.this_node {
-            out.push_str(" this-node");
-        }
-        if !m.answered {
-            out.push_str(" no-answer");
-        }
-        out.push('\n');
-        for root in m.graph.roots() {
-            render_node(&m.graph, root, 2, &mut out);
-        }
-    }
-    out.push_str("--- end of cluster ---\n");
-    out
-}
-
-/// The Worker as a service: the root of the tree, its services as children. It watches them,
-/// and stops once every one of them has stopped for good: a batch program ends by itself.
-struct Root {
-    services: Vec<Dependency>,
-    /// Children not yet stopped for good.
-    running: usize,
-}
-
-impl Service for Root {
-    fn label(&self) -> Cow<'static, str> {
-        Cow::Borrowed(LABEL)
-    }
-
-    fn dependencies(&mut self) -> Vec<Dependency> {
-        std::mem::take(&mut self.services)
-    }
-
-    async fn on_started(&mut self, ctx: &mut Context<Self>) -> HookResult {
-        let children = ctx.children().to_vec();
-        // The observer serves the tree; it is not one of the services the Worker waits for.
-        #[cfg(feature = "observer")]
-        let children: Vec<ServiceRef> = children
-            .into_iter()
-            .filter(|c| c.downcast::<crate::observe::Observer>().is_none())
-            .collect();
-        self.running = children.len();
-        for child in &children {
-            ctx.watch(child);
-        }
-        Ok(())
-    }
-
-    async fn on_down(&mut self, down: Down, ctx: &mut Context<Self>) -> HookResult {
-        // A crash is escalated (see `on_child_crashed`); a clean end is counted.
-        if let DownReason::Stopped = down.reason() {
-            self.running = self.running.saturating_sub(1);
-            if self.running == 0 {
-                ctx.log()
-                    .mundane("Every service has stopped: the Worker is done");
-                ctx.stop();
-            }
-        }
-        Ok(())
-    }
-
-    /// A crashed root service crashes the Worker: the rest of the tree stops and the program
-    /// exits non-zero (Mode re-raises the crash).
-    async fn on_child_crashed(
-        &mut self,
-        child: &ServiceRef,
-        reason: &CrashReason,
-        ctx: &mut Context<Self>,
-    ) -> ChildAction {
-        ctx.log()
-            .error(format_args!("{} crashed: {reason}", child.label()));
-        ChildAction::Escalate
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::HookResult;
 
     #[test]
     fn exit_codes() {
         assert_eq!(WorkerExit::Stopped.code(), 0);
         assert_eq!(WorkerExit::Failed(Error::ShuttingDown).code(), 1);
         assert_eq!(WorkerExit::Interrupted.code(), 130);
-    }
-
-    struct Flagged;
-    impl Service for Flagged {
-        async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
-            ctx.diag().set_flag("nats:connected");
-            Ok(())
-        }
-    }
-
-    /// A cluster's dump: each node's line, its tree indented below it.
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_cluster_dump_puts_each_tree_under_its_node() {
-        use crate::registry::{ClusterGraph, Member, MemberState};
-        let system = System::new();
-        system.spawn(Flagged).await.unwrap();
-        let graph = system.registry().graph().await;
-        let cluster = ClusterGraph::new(
-            "shop",
-            vec![
-                Member::new("b".repeat(32), "web".into(), MemberState::Up, graph).this_node(true),
-                Member::new(
-                    "a".repeat(32),
-                    "db".into(),
-                    MemberState::Unreachable,
-                    Graph::default(),
-                )
-                .answered(false),
-            ],
-        );
-        let dump = render_cluster(&cluster);
-        assert_eq!(
-            dump,
-            format!(
-                "--- modo cluster shop (2 nodes) ---\n\
-                 node db {} state=unreachable no-answer\n\
-                 node web {} state=up this-node\n  \
-                 Flagged state=running restarts=0 depth=0 flags=nats:connected\n\
-                 --- end of cluster ---\n",
-                "a".repeat(32),
-                "b".repeat(32)
-            )
-        );
-        system.shutdown().await.unwrap();
-    }
-
-    /// A service's raised diagnostic flags show on its line of the dump.
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_dump_shows_diagnostic_flags() {
-        let system = System::new();
-        system.spawn(Flagged).await.unwrap();
-        let graph = system.registry().graph().await;
-        assert_eq!(graph.roots()[0].flags, ["nats:connected"]);
-        let dump = render_tree(&graph);
-        assert!(
-            dump.contains("Flagged state=running restarts=0 depth=0 flags=nats:connected\n"),
-            "{dump}"
-        );
-        system.shutdown().await.unwrap();
     }
 }
