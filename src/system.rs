@@ -164,6 +164,12 @@ impl System {
     /// Spawns a root service and returns its address once it has started (its children and
     /// background tasks too).
     ///
+    /// Called on the System's runtime (from one of its tasks, or the future its `block_on`
+    /// drives), the start runs in the caller's task, then the service's task goes on by
+    /// itself: no round trip to another task. Its hooks see the same context either way (their
+    /// own service, span and task-local scope). Called from another runtime, the service's
+    /// task starts it on the System's runtime.
+    ///
     /// # Errors
     /// [`Error::HookFailed`] or [`Error::Crashed`] if the start failed: what had started is
     /// stopped again and the service is gone (its mailbox closed).
