@@ -428,43 +428,30 @@ fn ratio_rows(flavours: &[(Flavour, Fixtures)], sizes: Sizes) -> Vec<Row> {
         });
 
         let actors = sizes.spawn_iters * sizes.spawn_k as u64;
-        let (flume_ns, modo_ns, pair_range) = ratio_pair(
-            rt,
-            &fx.flume_spawn,
-            &fx.modo_spawn,
-            sizes.spawn_iters,
-            actors as f64,
-            sizes,
-            Where::Task,
-        );
-        rows.push(Row {
-            workload: "spawn_stop",
-            flavour: flavour.name,
-            work: format!("{} x {}", sizes.spawn_iters, sizes.spawn_k),
-            flume_ns,
-            modo_ns,
-            pair_range,
-        });
-
-        // The same, from the future `block_on` drives, where `System::spawn` saves most by
-        // running the start in the caller's task (no cross-thread round trip on mt2).
-        let (flume_ns, modo_ns, pair_range) = ratio_pair(
-            rt,
-            &fx.flume_spawn,
-            &fx.modo_spawn,
-            sizes.spawn_iters,
-            actors as f64,
-            sizes,
-            Where::Main,
-        );
-        rows.push(Row {
-            workload: "spawn_stop, from main",
-            flavour: flavour.name,
-            work: format!("{} x {}", sizes.spawn_iters, sizes.spawn_k),
-            flume_ns,
-            modo_ns,
-            pair_range,
-        });
+        // Also from the future `block_on` drives, where `System::spawn` saves most by running
+        // the start in the caller's task (no cross-thread round trip on mt2).
+        for (on, workload) in [
+            (Where::Task, "spawn_stop"),
+            (Where::Main, "spawn_stop, from main"),
+        ] {
+            let (flume_ns, modo_ns, pair_range) = ratio_pair(
+                rt,
+                &fx.flume_spawn,
+                &fx.modo_spawn,
+                sizes.spawn_iters,
+                actors as f64,
+                sizes,
+                on,
+            );
+            rows.push(Row {
+                workload,
+                flavour: flavour.name,
+                work: format!("{} x {}", sizes.spawn_iters, sizes.spawn_k),
+                flume_ns,
+                modo_ns,
+                pair_range,
+            });
+        }
     }
     rows
 }
