@@ -194,13 +194,13 @@ impl Supervisor {
         what: &str,
         reason: &dyn fmt::Display,
     ) {
-        // Everything a reader needs is in the line itself (no fields repeating it), and a
-        // restart is counted from 1: the restart this line announces.
         // Nothing is formatted unless a subscriber takes the line: a restart with nobody
         // listening pays no allocation for it.
         if !tracing::enabled!(target: "modo", tracing::Level::WARN) {
             return;
         }
+        // Everything a reader needs is in the line itself (no fields repeating it), and a
+        // restart is counted from 1: the restart this line announces.
         let restarts = child.restart_count();
         let count = if what.starts_with("restarting") {
             format!("restart {}", restarts + 1)
@@ -370,9 +370,7 @@ impl Supervisor {
             }
         }
     }
-}
 
-impl Supervisor {
     /// Restarts `child`, the only one its crash restarts, without waiting for its start: the
     /// supervisor goes on with its mailbox meanwhile (one wake-up less per restart). A restart
     /// that fails comes back as a crash notice, so it is counted, backed off and retried as
