@@ -738,3 +738,107 @@ async fn a_restart_sent_as_a_message_that_fails_is_a_crash_the_parent_hears() {
     );
     system.shutdown().await.unwrap();
 }
+
+/// Its first start tells `entered` and waits for `gate`.
+struct GatedStart {
+    entered: Arc<tokio::sync::Notify>,
+    gate: Arc<tokio::sync::Notify>,
+}
+impl Service for GatedStart {
+    async fn on_start(&mut self, _ctx: &mut Context<Self>) -> HookResult {
+        self.entered.notify_one();
+        self.gate.notified().await;
+        Ok(())
+    }
+}
+
+/// A one-for-one restart is decided in the crashed child's own task: it does not wait for its
+/// supervisor, here stuck in a `supervise` request whose child's start waits on a gate. (When
+/// the crash had to go through the supervisor's mailbox, the restart waited for the gate.)
+#[tokio::test(start_paused = true)]
+async fn a_one_for_one_child_restarts_while_its_supervisor_is_busy() {
+    let system = System::new();
+    let sup = system.spawn(Supervisor::builder().build()).await.unwrap();
+    let w = sup.supervise(worker("w")).await.unwrap();
+    let (entered, gate) = (
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let busy = tokio::spawn({
+        let (sup, entered, gate) = (sup.clone(), entered.clone(), gate.clone());
+        async move {
+            sup.supervise(move || GatedStart {
+                entered: entered.clone(),
+                gate: gate.clone(),
+            })
+            .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), entered.notified())
+        .await
+        .expect("the supervisor is busy starting the gated child");
+
+    w.tell(Boom).await.unwrap();
+    w.tell(Item(7)).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_until(|k| k.restart_count() == 1 && k.is_started()),
+    )
+    .await
+    .expect("the child restarted while its supervisor was busy");
+    let seen = tokio::time::timeout(Duration::from_secs(5), w.ask(Seen))
+        .await
+        .expect("the restarted child answers")
+        .unwrap();
+    assert_eq!(seen, [7], "the message queued behind the crash is handled");
+    assert!(!busy.is_finished(), "the supervisor is still busy");
+
+    gate.notify_one();
+    busy.await.unwrap().expect("the gated child started");
+    assert_eq!(sup.children().await.unwrap().len(), 2);
+    system.shutdown().await.unwrap();
+}
+
+/// Restarts decided in place count against the same intensity as the supervisor's own: a
+/// child whose restarts fail is restarted in place once, then each failure comes back to the
+/// supervisor as a crash, until the fourth restart is past `max_restarts(3)` and it escalates.
+#[tokio::test(start_paused = true)]
+async fn failing_restarts_in_place_count_until_the_supervisor_escalates() {
+    let system = System::new();
+    let sup = system
+        .spawn(
+            Supervisor::builder()
+                .max_restarts(3)
+                .over(Duration::from_secs(60))
+                .build(),
+        )
+        .await
+        .unwrap();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let a = attempts.clone();
+    let child = sup
+        .supervise_with(
+            ServiceSpec::from_indexed_factory(move |index| Loop {
+                attempts: a.clone(),
+                index,
+            }),
+            RestartPolicy::Permanent,
+        )
+        .await
+        .unwrap();
+    child.crash("first");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        sup.wait_until(|s| s.is_terminated()),
+    )
+    .await
+    .expect("the supervisor escalated");
+    // 1 good start + 3 failing restarts; the 4th restart is past the intensity.
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert!(matches!(
+        sup.crash_reason(),
+        Some(CrashReason::Error(ref e)) if matches!(e.downcast_ref::<Error>(), Some(Error::MaxRestartsExceeded { restarts: 4, max_restarts: 3, .. }))
+    ));
+    assert!(child.is_terminated());
+    system.shutdown().await.unwrap();
+}

@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::diag::Diag;
 
 use super::addr::ServiceRef;
+use super::decide::CrashDecider;
 use super::error::{CrashReason, Error};
 use super::handler::{BoxEnvelope, StopHere};
 use super::host::Host;
@@ -162,6 +163,9 @@ pub(crate) struct Core {
     /// What the parent noted about this child (a supervisor: its restart policy). Opaque to
     /// the kernel; kept here so that it survives the parent's own restart.
     parent_tag: AtomicU8,
+    /// Set by a parent that can answer its children's crashes in their own tasks (see
+    /// `decide.rs`): a supervisor restarting one for one.
+    decider: Mutex<Option<Arc<dyn CrashDecider>>>,
     /// Set as soon as a stop or crash is requested; cleared at each start.
     stopping: AtomicBool,
     /// The stop signal of the current run, made only when someone asks for it (a sleep, a
@@ -233,6 +237,7 @@ impl Core {
             crashes: AtomicU32::new(0),
             parent_decides_stops: AtomicBool::new(false),
             parent_tag: AtomicU8::new(0),
+            decider: Mutex::new(None),
             stopping: AtomicBool::new(false),
             stop_token: Mutex::new(None),
             shutdown_set: AtomicBool::new(false),
@@ -356,6 +361,17 @@ impl Core {
     /// Whether a running child stopped by anyone else waits for its parent's decision.
     pub(crate) fn parent_decides_stops(&self) -> bool {
         self.parent_decides_stops.load(Ordering::Acquire)
+    }
+
+    /// Installs, replaces or (`None`) removes the decider this service's crashed children ask
+    /// first.
+    pub(crate) fn set_decider(&self, decider: Option<Arc<dyn CrashDecider>>) {
+        *lock(&self.decider) = decider;
+    }
+
+    /// The decider this service's crashed children ask first, if it installed one.
+    pub(crate) fn decider(&self) -> Option<Arc<dyn CrashDecider>> {
+        lock(&self.decider).clone()
     }
 
     /// What the parent noted about this child (0: nothing).

@@ -24,6 +24,7 @@
 //! | `state.rs` | [`ServiceState`] |
 //! | `error.rs` | [`Error`], [`SendError`], [`TrySendError`], [`CrashReason`], [`Hook`] |
 //! | `host.rs` | what the kernel asks of its host, and the graph events it reports |
+//! | `decide.rs` | a parent's answer to a child's crash, taken in the child's task (in-place restarts) |
 //! | `watch.rs` | watching any service: [`Down`], [`WatchId`] |
 //! | `observe.rs` | per-message spans and statistics, paid for only while observed: [`ServiceStats`] |
 //! | `busy.rs` | which service each thread is running, noted only while a blocking detector listens |
@@ -35,6 +36,7 @@ pub(crate) mod addr;
 pub(crate) mod busy;
 pub(crate) mod cell;
 pub(crate) mod context;
+pub(crate) mod decide;
 pub(crate) mod error;
 #[cfg(feature = "testkit")]
 pub(crate) mod faults;

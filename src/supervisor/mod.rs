@@ -47,16 +47,23 @@
 //!   restarts. The supervisor's stop (or restart) cancels what is pending; a discarded child
 //!   leaves it; a child restarted by hand during its backoff (and not crashed again) is not
 //!   restarted a second time when the backoff runs out.
-//! - A restart of the crashed child alone (one-for-one, or the last of a rest-for-one) is
-//!   sent, not awaited: the supervisor answers meanwhile, and a restart that fails comes back
-//!   as a crash notice, counted and retried like any crash. A group's restarts are awaited
-//!   one by one, in start order.
+//! - One for one with no backoff, a crashed child restarts in place: it asks the supervisor's
+//!   decider in its own task (`in_place.rs`), which counts the restart against the shared
+//!   intensity, and restarts at once, with no trip through the supervisor's mailbox; a
+//!   supervisor busy with a slow request does not hold it up. A temporary child, a restart past
+//!   the intensity, and every other strategy or backoff are decided by the supervisor.
+//! - A restart of the crashed child alone that the supervisor decides (one-for-one, or the last
+//!   of a rest-for-one) is sent, not awaited: the supervisor answers meanwhile. A restart that
+//!   fails, in place or sent, comes back as a crash notice, counted and retried like any
+//!   crash. A group's restarts are awaited one by one, in start order.
 
+mod in_place;
 mod requests;
 mod strategy;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -81,7 +88,8 @@ pub const DEFAULT_OVER: Duration = Duration::from_secs(1);
 /// A supervising service. Build one with [`Supervisor::builder`].
 pub struct Supervisor {
     strategy: Strategy,
-    intensity: Intensity,
+    /// Shared with the decider its children ask in their own tasks (see `in_place.rs`).
+    intensity: Arc<Intensity>,
     backoff: Backoff,
     label: String,
     /// Children given to the builder, added at the first start.
@@ -186,7 +194,7 @@ impl Supervisor {
         );
     }
 
-    /// Logs a supervision event with the fields a reader needs.
+    /// Logs a supervision event (see [`log_event`]).
     fn event(
         &self,
         ctx: &Context<Self>,
@@ -194,28 +202,13 @@ impl Supervisor {
         what: &str,
         reason: &dyn fmt::Display,
     ) {
-        // Nothing is formatted unless a subscriber takes the line: a restart with nobody
-        // listening pays no allocation for it.
-        if !tracing::enabled!(target: "modo", tracing::Level::WARN) {
-            return;
-        }
-        // Everything a reader needs is in the line itself (no fields repeating it), and a
-        // restart is counted from 1: the restart this line announces.
-        let restarts = child.restart_count();
-        let count = if what.starts_with("restarting") {
-            format!("restart {}", restarts + 1)
-        } else {
-            format!("{restarts} restart(s) so far")
-        };
-        let (prefix, label, strategy) = (ctx.log().prefix(), child.label(), &self.strategy);
-        let supervisor = &self.label;
-        tracing::warn!(
-            target: "modo",
-            modo_supervisor = %supervisor,
-            modo_child = %label,
-            modo_strategy = %strategy,
-            modo_restart_count = restarts,
-            "{prefix}: {what} {label}: {reason} ({strategy}, {count})"
+        log_event(
+            &ctx.log().prefix(),
+            &self.label,
+            self.strategy,
+            child,
+            what,
+            reason,
         );
     }
 
@@ -388,6 +381,40 @@ impl Supervisor {
     }
 }
 
+/// Logs a supervision event of supervisor `supervisor` (log prefix `prefix`) about `child`,
+/// with the fields a reader needs.
+fn log_event(
+    prefix: &dyn fmt::Display,
+    supervisor: &str,
+    strategy: Strategy,
+    child: &ServiceRef,
+    what: &str,
+    reason: &dyn fmt::Display,
+) {
+    // Nothing is formatted unless a subscriber takes the line: a restart with nobody
+    // listening pays no allocation for it.
+    if !tracing::enabled!(target: "modo", tracing::Level::WARN) {
+        return;
+    }
+    // Everything a reader needs is in the line itself (no fields repeating it), and a
+    // restart is counted from 1: the restart this line announces.
+    let restarts = child.restart_count();
+    let count = if what.starts_with("restarting") {
+        format!("restart {}", restarts + 1)
+    } else {
+        format!("{restarts} restart(s) so far")
+    };
+    let label = child.label();
+    tracing::warn!(
+        target: "modo",
+        modo_supervisor = %supervisor,
+        modo_child = %label,
+        modo_strategy = %strategy,
+        modo_restart_count = restarts,
+        "{prefix}: {what} {label}: {reason} ({strategy}, {count})"
+    );
+}
+
 impl SupervisorBuilder {
     /// The strategy (default `OneForOne`).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
@@ -437,7 +464,7 @@ impl SupervisorBuilder {
     pub fn build(self) -> Supervisor {
         Supervisor {
             strategy: self.strategy,
-            intensity: Intensity::new(self.max_restarts, self.over),
+            intensity: Arc::new(Intensity::new(self.max_restarts, self.over)),
             backoff: self.backoff,
             label: self.label,
             initial: self.initial,
@@ -455,6 +482,12 @@ impl Service for Supervisor {
         // with the last run).
         self.intensity.reset();
         self.pending.clear();
+    }
+
+    async fn on_start(&mut self, ctx: &mut Context<Self>) -> HookResult {
+        // Set at every start: a fresh instance from a factory may be built differently.
+        ctx.set_crash_decider(in_place::InPlace::for_supervisor(self));
+        Ok(())
     }
 
     async fn on_first_start(&mut self, ctx: &mut Context<Self>) -> HookResult {

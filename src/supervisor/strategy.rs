@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -125,12 +126,14 @@ impl Backoff {
     }
 }
 
-/// Erlang's restart intensity: at most `max` restarts within a sliding window `over`.
-#[derive(Debug, Clone)]
+/// Erlang's restart intensity: at most `max` restarts within a sliding window `over`. Shared
+/// by a supervisor and the decider its children ask in their own tasks (see `in_place.rs`), so
+/// the window is behind a lock, held only to count.
+#[derive(Debug)]
 pub(crate) struct Intensity {
     pub(crate) max: u32,
     pub(crate) over: Duration,
-    stamps: VecDeque<Instant>,
+    stamps: Mutex<VecDeque<Instant>>,
 }
 
 impl Intensity {
@@ -138,26 +141,47 @@ impl Intensity {
         Intensity {
             max,
             over,
-            stamps: VecDeque::new(),
+            stamps: Mutex::new(VecDeque::new()),
         }
     }
 
-    /// Counts a restart at `now`: `Err(count)` if that makes more than `max` in the window.
-    pub(crate) fn record(&mut self, now: Instant) -> Result<(), u32> {
-        while let Some(first) = self.stamps.front() {
+    /// The window at `now`, with the restarts older than `over` dropped.
+    fn window(&self, now: Instant) -> MutexGuard<'_, VecDeque<Instant>> {
+        let mut stamps = self.stamps.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(first) = stamps.front() {
             if now.saturating_duration_since(*first) >= self.over {
-                self.stamps.pop_front();
+                stamps.pop_front();
             } else {
                 break;
             }
         }
-        self.stamps.push_back(now);
-        let count = self.stamps.len() as u32;
+        stamps
+    }
+
+    /// Counts a restart at `now`: `Err(count)` if that makes more than `max` in the window.
+    pub(crate) fn record(&self, now: Instant) -> Result<(), u32> {
+        let mut stamps = self.window(now);
+        stamps.push_back(now);
+        let count = stamps.len() as u32;
         if count > self.max { Err(count) } else { Ok(()) }
     }
 
-    pub(crate) fn reset(&mut self) {
-        self.stamps.clear();
+    /// Counts a restart at `now` only if it stays within the intensity; `false` counts nothing
+    /// (the restart that would exceed it is left to [`record`](Self::record)).
+    pub(crate) fn try_record(&self, now: Instant) -> bool {
+        let mut stamps = self.window(now);
+        if stamps.len() as u32 >= self.max {
+            return false;
+        }
+        stamps.push_back(now);
+        true
+    }
+
+    pub(crate) fn reset(&self) {
+        self.stamps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -167,18 +191,35 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn intensity_is_a_sliding_window() {
-        let mut i = Intensity::new(3, Duration::from_secs(1));
+        let i = Intensity::new(3, Duration::from_secs(1));
         let t0 = Instant::now();
         assert!(i.record(t0).is_ok());
         assert!(i.record(t0 + Duration::from_millis(300)).is_ok());
         assert!(i.record(t0 + Duration::from_millis(600)).is_ok());
         assert_eq!(i.record(t0 + Duration::from_millis(900)), Err(4));
         // The first two left the window.
-        let mut j = Intensity::new(3, Duration::from_secs(1));
+        let j = Intensity::new(3, Duration::from_secs(1));
         for ms in [0, 300, 600] {
             j.record(t0 + Duration::from_millis(ms)).unwrap();
         }
         assert!(j.record(t0 + Duration::from_millis(1_300)).is_ok());
+    }
+
+    /// `try_record` counts only what stays within the intensity; the restart that would
+    /// exceed it is left to `record`, which counts it and fails.
+    #[tokio::test(start_paused = true)]
+    async fn try_record_never_exceeds_the_intensity() {
+        let i = Intensity::new(2, Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert!(i.try_record(t0));
+        assert!(i.try_record(t0 + Duration::from_millis(100)));
+        assert!(!i.try_record(t0 + Duration::from_millis(200)));
+        assert_eq!(i.record(t0 + Duration::from_millis(200)), Err(3));
+        // Once the first two leave the window, there is room again.
+        assert!(i.try_record(t0 + Duration::from_millis(1_150)));
+        i.reset();
+        assert!(i.try_record(t0 + Duration::from_millis(1_160)));
+        assert!(i.try_record(t0 + Duration::from_millis(1_170)));
     }
 
     #[test]

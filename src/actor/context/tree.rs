@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::super::addr::{Addr, ServiceRef};
+use super::super::decide::CrashDecider;
 use super::super::error::Error;
 use super::super::host::Event;
 use super::super::mailbox::{Control, Notice};
@@ -254,6 +255,13 @@ impl<A: Service> Context<A> {
         }
         child.core().set_parent_decides_stops(yes);
         true
+    }
+
+    /// Lets this service's crashed children ask `decider` in their own tasks, while this
+    /// service runs, before they wait for [`Service::on_child_crashed`] (see `decide.rs`);
+    /// `None` takes the decider away.
+    pub(crate) fn set_crash_decider(&self, decider: Option<Arc<dyn CrashDecider>>) {
+        self.myself().core().set_decider(decider);
     }
 
     /// Stops `child` for good and removes it from this service's children.

@@ -4,12 +4,21 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::super::addr::ServiceRef;
 use super::super::context::Phase;
 use super::super::error::{CrashReason, Error};
 use super::super::mailbox::{Control, Notice, Reply, Stop};
 use super::super::service::Service;
 use super::super::state::ServiceState;
-use super::{Flow, Runner};
+use super::{Flow, Runner, boxed};
+
+/// Where a crash leaves the service.
+enum Crashed {
+    /// Stopped and decided: ended (a root), or waiting for its parent.
+    Decided(Flow),
+    /// Stopped; its parent's decider restarts it now.
+    RestartNow,
+}
 
 /// A boxed control step (see [`Runner::control_step`]).
 pub(super) type Step<'a> = Pin<Box<dyn Future<Output = Flow> + Send + 'a>>;
@@ -27,20 +36,19 @@ impl<A: Service> Runner<A> {
                 self.exit_if(flow).await
             }),
             Control::Restart { reply } => Box::pin(async move {
-                self.release_held_stops();
-                let res = self.reset_and_start(true).await.map(|()| true);
-                // A restart nobody waits for (the parent's own, or `Lifecycle::Restart` sent
-                // as a message) that fails is a crash: the parent hears of it.
-                let tell_parent = reply.is_none();
-                let flow = self.answer(reply, res, tell_parent);
+                let flow = self.restart(reply).await;
                 self.exit_if(flow).await
             }),
             Control::Stop(stop) => Box::pin(async move {
                 let flow = self.on_stop(stop).await;
                 self.exit_if(flow).await
             }),
+            // The usual crash (a handler's panic) restarts in place within this one step.
             Control::Crash(reason) => Box::pin(async move {
-                let flow = self.crash(reason).await;
+                let flow = match self.crash_and_decide(reason).await {
+                    Crashed::Decided(flow) => flow,
+                    Crashed::RestartNow => self.restart(None).await,
+                };
                 self.exit_if(flow).await
             }),
             Control::Notice(notice) => Box::pin(async move {
@@ -56,6 +64,15 @@ impl<A: Service> Runner<A> {
             self.terminate().await;
         }
         flow
+    }
+
+    /// Restarts the service. A restart nobody waits for (the parent's own, `Lifecycle::Restart`
+    /// sent as a message, or a restart in place) that fails is a crash: the parent hears of it.
+    async fn restart(&mut self, reply: Option<Reply>) -> Flow {
+        self.release_held_stops();
+        let res = self.reset_and_start(true).await.map(|()| true);
+        let tell_parent = reply.is_none();
+        self.answer(reply, res, tell_parent)
     }
 
     async fn on_start_request(&mut self, reply: Option<Reply>) -> Flow {
@@ -205,8 +222,17 @@ impl<A: Service> Runner<A> {
     }
 
     /// Crashes the service: its stop sequence runs with its children marked crashed; a root
-    /// then ends, a child waits for its parent's decision.
+    /// then ends, a child restarts at once if its parent's decider says so, or waits for its
+    /// parent's decision.
     pub(super) async fn crash(&mut self, reason: CrashReason) -> Flow {
+        match self.crash_and_decide(reason).await {
+            Crashed::Decided(flow) => flow,
+            Crashed::RestartNow => boxed(self.restart(None)).await,
+        }
+    }
+
+    /// [`crash`](Self::crash) up to the decision, leaving a restart in place to the caller.
+    async fn crash_and_decide(&mut self, reason: CrashReason) -> Crashed {
         let core = &self.cell.core;
         let reason = core.record_crash(reason);
         core.signal_stop();
@@ -219,13 +245,38 @@ impl<A: Service> Runner<A> {
             self.ctx.log().error(format_args!("Crashed: {reason}"));
             self.stop_sequence(root, Some(reason)).await;
         } else if self.cell.core.state() == ServiceState::Crashed {
-            return Flow::Continue;
+            return Crashed::Decided(Flow::Continue);
+        }
+        if self.parent_restarts_now() {
+            // Crashed, as watchers and readers see it, then restarted as the parent would.
+            self.settle();
+            return Crashed::RestartNow;
         }
         let flow = self.after_crash(true);
         if let Flow::Continue = flow {
             self.settle();
         }
-        flow
+        Crashed::Decided(flow)
+    }
+
+    /// Whether the parent, running, has a decider that restarts this crashed child now (see
+    /// `decide.rs`).
+    fn parent_restarts_now(&self) -> bool {
+        let core = &self.cell.core;
+        let Some(parent) = core.parent() else {
+            return false;
+        };
+        if parent.core().state() != ServiceState::Running {
+            return false;
+        }
+        let Some(decider) = parent.core().decider() else {
+            return false;
+        };
+        let reason = core
+            .crash_reason()
+            .unwrap_or_else(|| CrashReason::msg("crashed"));
+        let me = self.ctx.myself().service_ref();
+        decider.restart_now(&ServiceRef::from_any(parent), &me, &reason)
     }
 
     /// A crashed root terminates; a crashed child waits for its parent's decision.
