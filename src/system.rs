@@ -26,7 +26,7 @@ use crate::actor::cell::CURRENT_ACTOR;
 use crate::actor::host::{Event, Host};
 use crate::actor::observe::Observe;
 use crate::actor::runner;
-use crate::registry::{Registry, Reporter};
+use crate::registry::{Directory, Registry};
 use crate::{Addr, Context, Error, IntoServiceSpec, Lifecycle, Service, ServiceRef, ServiceSpec};
 
 /// The runtime handle: spawns services, shuts them down. Cheap to clone.
@@ -53,9 +53,9 @@ pub struct System {
 
 pub(crate) struct SystemInner {
     handle: Handle,
-    /// Root services by id, with their spawn order.
-    roots: DashMap<Uuid, (u64, ServiceRef), IdHasher>,
-    seq: AtomicU64,
+    /// Every live service (the roots are those with no parent), written in place as services
+    /// come and go; the registry reads it.
+    directory: Arc<Directory>,
     tracker: TaskTracker,
     shutting_down: AtomicBool,
     shutdown: OnceCell<Result<(), Error>>,
@@ -63,8 +63,6 @@ pub(crate) struct SystemInner {
     /// Named services, for `lookup` without a trip through the registry's mailbox.
     names: DashMap<Arc<str>, ServiceRef>,
     registry: Addr<Registry>,
-    /// Where services report graph changes (drained by the registry).
-    reporter: Reporter,
     /// The observation switch every service shares (see `System::set_observing`).
     observe: Arc<Observe>,
     /// Why the System was failed (see `System::fail`): what `shutdown` returns.
@@ -76,7 +74,7 @@ pub(crate) struct SystemInner {
 impl fmt::Debug for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("System")
-            .field("roots", &self.inner.roots.len())
+            .field("roots", &self.inner.directory.root_count())
             .field("live_actors", &self.inner.tracker.len())
             .field(
                 "shutting_down",
@@ -105,20 +103,19 @@ impl System {
     pub fn with_handle(handle: Handle) -> Self {
         // The registry needs no host to be built (it reports nothing), so the System can
         // hold its address from the start; it is launched once the System exists.
-        let (registry, reporter) = crate::registry::channel();
+        let directory = Arc::new(Directory::default());
         let observe = Arc::new(Observe::default());
+        let registry = Registry::new(directory.clone());
         let (registry, launch) =
             runner::build(ServiceSpec::new(registry).internal(), None, observe.clone());
         let inner = Arc::new(SystemInner {
             handle,
-            roots: DashMap::default(),
-            seq: AtomicU64::new(0),
+            directory,
             tracker: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
             shutdown: OnceCell::new(),
             dead_letters: DeadLetterBook::default(),
             names: DashMap::new(),
-            reporter: reporter.with_registry(registry.clone()),
             registry,
             observe,
             failure: std::sync::Mutex::new(None),
@@ -126,7 +123,7 @@ impl System {
         });
         let system = System { inner };
         launch.spawn(&system.host());
-        // Its start needs no answer: events queued before it starts wait in its mailbox.
+        // Its start needs no answer: requests sent before it starts wait in its mailbox.
         let _ = system.registry().send_lifecycle(Lifecycle::Start);
         system
     }
@@ -184,11 +181,8 @@ impl System {
         }
         let host = self.host();
         let observe = self.inner.observe.clone();
+        // Entered in the directory (a root) as it is launched, before its start.
         let (addr, launch) = runner::build(service.into_spec(), None, observe);
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .roots
-            .insert(addr.id(), (seq, addr.service_ref()));
         // Started by its own task as its first act: no trip through the control lane.
         let (reply, started) = tokio::sync::oneshot::channel();
         let epoch = addr.core().crash_epoch();
@@ -203,10 +197,7 @@ impl System {
 
     /// The root services still alive, in spawn order.
     pub fn roots(&self) -> Vec<ServiceRef> {
-        let mut roots: Vec<(u64, ServiceRef)> =
-            self.inner.roots.iter().map(|e| e.value().clone()).collect();
-        roots.sort_by_key(|(seq, _)| *seq);
-        roots.into_iter().map(|(_, r)| r).collect()
+        self.inner.directory.roots()
     }
 
     /// How many services' tasks are still running (roots and children; the registry is not
@@ -255,7 +246,7 @@ impl System {
                             first.get_or_insert(e);
                         }
                         // A root that could not be stopped must not keep the loop going.
-                        inner.roots.remove(&root.id());
+                        inner.directory.forget(root.id());
                     }
                 }
                 // The registry goes last: it saw every service leave.
@@ -311,11 +302,6 @@ impl System {
         self.request_shutdown();
     }
 
-    #[cfg(test)]
-    pub(crate) fn report_for_test(&self, event: Event) {
-        self.inner.report(event);
-    }
-
     /// Turns message observation on or off for every service of this System: while on, each
     /// message sent records its mailbox wait and handle time in its service's
     /// [`stats`](crate::ServiceRef::stats) (and, with the `metrics` feature, in the `metrics`
@@ -346,7 +332,7 @@ impl Host for SystemInner {
     }
 
     fn report(&self, event: Event) {
-        self.reporter.report(event);
+        self.directory.apply(event);
     }
 
     fn dead_lettered(&self, id: Uuid, label: &Arc<str>, n: u64, crashed: bool) -> bool {
@@ -367,14 +353,6 @@ impl Host for SystemInner {
 
     fn release_name(&self, name: &str, id: Uuid) {
         self.names.remove_if(name, |_, s| s.id() == id);
-    }
-
-    fn root_ended(&self, id: Uuid) {
-        self.roots.remove(&id);
-    }
-
-    fn root_adopted(&self, id: Uuid) {
-        self.roots.remove(&id);
     }
 
     fn adoption_lock(&self) -> &std::sync::Mutex<()> {

@@ -59,12 +59,6 @@ pub(crate) trait Host: Any + Send + Sync {
     /// Frees `name` if `id` holds it.
     fn release_name(&self, name: &str, id: Uuid);
 
-    /// A root service ended for good.
-    fn root_ended(&self, id: Uuid);
-
-    /// A root service was adopted by another service: it is no longer a root.
-    fn root_adopted(&self, id: Uuid);
-
     /// Held while a root is adopted, so two adoptions cannot race into a cycle (A adopting B
     /// while B adopts A). Held briefly, never across an await.
     fn adoption_lock(&self) -> &Mutex<()>;

@@ -229,7 +229,6 @@ impl<A: Service> Context<A> {
         {
             return Err(Error::Stopped { label: label() });
         }
-        self.host.root_adopted(target.id);
         if !target.internal {
             self.host.report(Event::Adopted {
                 id: target.id,

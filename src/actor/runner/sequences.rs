@@ -428,12 +428,9 @@ impl<A: Service> Runner<A> {
             host.release_name(name, core.id);
         }
         self.report(Event::Removed { id: core.id });
-        match core.parent() {
-            Some(parent) => {
-                let exited = Control::Notice(Notice::Exited { child: core.id });
-                let _ = parent.core().control.send(exited);
-            }
-            None => host.root_ended(core.id),
+        if let Some(parent) = core.parent() {
+            let exited = Control::Notice(Notice::Exited { child: core.id });
+            let _ = parent.core().control.send(exited);
         }
         self.ctx.unwatch_all();
         // Published last, so whoever sees the stopped state finds the mailbox closed, the name
