@@ -18,13 +18,8 @@ use super::error::Error;
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A service was created (not yet started).
-    Spawned {
-        service: ServiceRef,
-        /// The parent's id; `None` for a root.
-        parent: Option<Uuid>,
-        /// The name it was spawned under, if any.
-        name: Option<Arc<str>>,
-    },
+    /// Its parent and name are on its cell.
+    Spawned { service: ServiceRef },
     /// A service stopped for good and left the graph.
     Removed { id: Uuid },
     /// A root service was adopted by `parent` (see `Context::adopt`): it is now its child.

@@ -14,7 +14,6 @@
 //!   such a subtree is left out, as it would be a moment later (or earlier).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
@@ -34,16 +33,31 @@ pub(crate) struct Directory {
     seq: AtomicU64,
 }
 
-/// What the directory keeps of one live service.
+/// What the directory keeps of one live service: small, as every spawn writes one. Its parent
+/// and name are the cell's own (a root's parent is set once, by its adoption).
 #[derive(Debug, Clone)]
 struct Entry {
     service: ServiceRef,
-    parent: Option<Uuid>,
-    name: Option<Arc<str>>,
     /// Creation order: the order of the nodes of a snapshot, and of the roots.
     seq: u64,
     /// When it joined its parent (its creation, or its adoption): the order of siblings.
     joined: u64,
+}
+
+impl Entry {
+    /// The parent's id; for a child whose parent is gone, the nil id, which no snapshot
+    /// holds (so its subtree is left out).
+    fn parent(&self) -> Option<Uuid> {
+        let core = self.service.core();
+        if core.is_root() {
+            return None;
+        }
+        Some(core.parent().map_or(Uuid::nil(), |p| p.core().id))
+    }
+
+    fn is_root(&self) -> bool {
+        self.service.core().is_root()
+    }
 }
 
 impl Directory {
@@ -54,16 +68,10 @@ impl Directory {
     /// Applies one change in the graph.
     pub(crate) fn apply(&self, event: Event) {
         match event {
-            Event::Spawned {
-                service,
-                parent,
-                name,
-            } => {
+            Event::Spawned { service } => {
                 let seq = self.next_seq();
                 let entry = Entry {
                     service,
-                    parent,
-                    name,
                     seq,
                     joined: seq,
                 };
@@ -80,7 +88,6 @@ impl Directory {
                 }
                 let joined = self.next_seq();
                 if let Some(mut entry) = self.entries.get_mut(&id) {
-                    entry.parent = Some(parent);
                     entry.joined = joined;
                 }
             }
@@ -97,7 +104,7 @@ impl Directory {
         let mut roots: Vec<(u64, ServiceRef)> = self
             .entries
             .iter()
-            .filter(|e| e.parent.is_none())
+            .filter(|e| e.is_root())
             .map(|e| (e.seq, e.service.clone()))
             .collect();
         roots.sort_by_key(|(seq, _)| *seq);
@@ -106,7 +113,7 @@ impl Directory {
 
     /// How many roots are live.
     pub(crate) fn root_count(&self) -> usize {
-        self.entries.iter().filter(|e| e.parent.is_none()).count()
+        self.entries.iter().filter(|e| e.is_root()).count()
     }
 
     /// The live service `id`.
@@ -116,17 +123,17 @@ impl Directory {
 
     /// A consistent snapshot of the graph, with what each service shows now.
     pub(crate) fn snapshot(&self) -> Graph {
-        let seen: Vec<(Uuid, Entry)> = self
+        let seen: Vec<(Uuid, Option<Uuid>, Entry)> = self
             .entries
             .iter()
-            .map(|e| (*e.key(), e.value().clone()))
+            .map(|e| (*e.key(), e.parent(), e.value().clone()))
             .collect();
         let parents: HashMap<Uuid, Option<Uuid>> =
-            seen.iter().map(|(id, e)| (*id, e.parent)).collect();
+            seen.iter().map(|(id, parent, _)| (*id, *parent)).collect();
         let kept = rooted(&parents);
         let mut children: HashMap<Uuid, Vec<(u64, Uuid)>> = HashMap::new();
-        for (id, entry) in &seen {
-            if let Some(parent) = entry.parent
+        for (id, parent, entry) in &seen {
+            if let Some(parent) = *parent
                 && kept.contains(id)
             {
                 children
@@ -137,8 +144,8 @@ impl Directory {
         }
         let nodes = seen
             .into_iter()
-            .filter(|(id, _)| kept.contains(id))
-            .map(|(id, entry)| {
+            .filter(|(id, ..)| kept.contains(id))
+            .map(|(id, parent, entry)| {
                 let mut kids = children.remove(&id).unwrap_or_default();
                 kids.sort_unstable();
                 let service = &entry.service;
@@ -147,8 +154,8 @@ impl Directory {
                     label: service.label().to_owned(),
                     shortlabel: service.shortlabel().to_owned(),
                     type_name: service.type_name(),
-                    name: entry.name.as_deref().map(str::to_owned),
-                    parent: entry.parent,
+                    name: service.core().name.as_deref().map(str::to_owned),
+                    parent,
                     children: kids.into_iter().map(|(_, id)| id).collect(),
                     depth: service.depth(),
                     state: service.state(),

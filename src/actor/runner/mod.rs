@@ -181,8 +181,6 @@ impl<A: Service> Launch<A> {
         if !core.internal {
             host.report(Event::Spawned {
                 service: addr.service_ref(),
-                parent: core.parent().map(|p| p.core().id),
-                name: core.name.clone(),
             });
         }
         let token = host.track();
