@@ -327,6 +327,10 @@ impl Core {
     }
 
     pub(crate) fn crash_reason(&self) -> Option<CrashReason> {
+        // A service that never crashed has no reason to read: no lock (read at every stop).
+        if self.crashes.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
         lock(&self.crash).as_deref()?.current.clone()
     }
 

@@ -431,7 +431,11 @@ impl<E> UserLane<E> {
             // Dropped outside the lock: an envelope's drop answers its ask.
             std::mem::take(&mut *queue)
         };
-        self.room.notify_waiters();
+        // A sender counts itself waiting before its last try under the lock, so one that
+        // missed `closed` is counted here (as in `taken`).
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.room.notify_waiters();
+        }
         let n = taken
             .iter()
             .chain(batch.iter())

@@ -294,10 +294,15 @@ impl<S: Service> AnySpec for ServiceSpec<S> {
 }
 
 /// The answers a finished actor owes: sent once it is completely gone.
-type Answers = Vec<(Reply, Result<bool, Error>)>;
+/// The answer to the request that ended it, then the stops held for the parent's decision:
+/// no vector is made for the usual single answer.
+type Answers = (
+    Option<(Reply, Result<bool, Error>)>,
+    Vec<(Reply, Result<bool, Error>)>,
+);
 
-fn answer_all(answers: Answers) {
-    for (reply, res) in answers {
+fn answer_all((first, held): Answers) {
+    for (reply, res) in first.into_iter().chain(held) {
         let _ = reply.send(res);
     }
 }
@@ -407,9 +412,7 @@ impl<A: Service> Runner<A> {
         {
             self.ctx.log().error(format_args!("{reason}"));
         }
-        let mut answers: Answers = answer.into_iter().collect();
-        answers.append(&mut self.held_stops);
-        answers
+        (answer, std::mem::take(&mut self.held_stops))
     }
 
     /// `on_init` (an async factory's first instance is built by the first start instead), and
