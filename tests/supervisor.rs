@@ -359,26 +359,26 @@ async fn intensity_escalates_through_two_levels() {
     system.shutdown().await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_crash_loop_is_bounded_and_backed_off() {
-    let system = System::new();
+/// A supervisor allowing 3 restarts a minute with `backoff`, and its child, which starts once
+/// fine and then fails every restart at `on_start`; the child's start attempts, and the last
+/// restart index its factory was told.
+async fn crash_loop(
+    system: &System,
+    backoff: Backoff,
+) -> (Addr<Supervisor>, Addr<Loop>, Arc<AtomicU32>, Arc<AtomicU32>) {
     let sup = system
         .spawn(
             Supervisor::builder()
                 .max_restarts(3)
                 .over(Duration::from_secs(60))
-                .backoff(Backoff::Exponential {
-                    base: Duration::from_millis(100),
-                    max: Duration::from_secs(1),
-                })
+                .backoff(backoff)
                 .build(),
         )
         .await
         .unwrap();
-    // Started once fine, then every restart fails at on_start.
     let attempts = Arc::new(AtomicU32::new(0));
-    let flag = Arc::new(AtomicU32::new(0));
-    let (a, f) = (attempts.clone(), flag.clone());
+    let index_told = Arc::new(AtomicU32::new(0));
+    let (a, f) = (attempts.clone(), index_told.clone());
     let child = sup
         .supervise_with(
             ServiceSpec::from_indexed_factory(move |index| {
@@ -392,22 +392,38 @@ async fn a_crash_loop_is_bounded_and_backed_off() {
         )
         .await
         .unwrap();
+    (sup, child, attempts, index_told)
+}
+
+/// The crash loop ended as it should: 1 good start + 3 failing restarts; the 4th restart is
+/// past the intensity, and the supervisor crashed with `MaxRestartsExceeded`.
+fn assert_crash_loop_escalated(sup: &Addr<Supervisor>, attempts: &AtomicU32) {
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert!(matches!(
+        sup.crash_reason(),
+        Some(CrashReason::Error(ref e)) if matches!(e.downcast_ref::<Error>(), Some(Error::MaxRestartsExceeded { restarts: 4, max_restarts: 3, .. }))
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_is_bounded_and_backed_off() {
+    let system = System::new();
+    let backoff = Backoff::Exponential {
+        base: Duration::from_millis(100),
+        max: Duration::from_secs(1),
+    };
+    let (sup, child, attempts, index_told) = crash_loop(&system, backoff).await;
     let start = Instant::now();
     child.crash("first");
     sup.wait_until(|s| s.is_terminated()).await;
-    // 1 good start + 3 failing restarts; the 4th restart is past the intensity.
-    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    assert_crash_loop_escalated(&sup, &attempts);
     assert_eq!(
-        flag.load(Ordering::SeqCst),
+        index_told.load(Ordering::SeqCst),
         3,
         "the factory is told the restart index"
     );
     // Backoff before the restarts: 100 ms, 200 ms, 400 ms (the failed starts are crashes too).
     assert_eq!(start.elapsed(), Duration::from_millis(700));
-    assert!(matches!(
-        sup.crash_reason(),
-        Some(CrashReason::Error(ref e)) if matches!(e.downcast_ref::<Error>(), Some(Error::MaxRestartsExceeded { restarts: 4, max_restarts: 3, .. }))
-    ));
     system.shutdown().await.unwrap();
 }
 
@@ -805,27 +821,7 @@ async fn a_one_for_one_child_restarts_while_its_supervisor_is_busy() {
 #[tokio::test(start_paused = true)]
 async fn failing_restarts_in_place_count_until_the_supervisor_escalates() {
     let system = System::new();
-    let sup = system
-        .spawn(
-            Supervisor::builder()
-                .max_restarts(3)
-                .over(Duration::from_secs(60))
-                .build(),
-        )
-        .await
-        .unwrap();
-    let attempts = Arc::new(AtomicU32::new(0));
-    let a = attempts.clone();
-    let child = sup
-        .supervise_with(
-            ServiceSpec::from_indexed_factory(move |index| Loop {
-                attempts: a.clone(),
-                index,
-            }),
-            RestartPolicy::Permanent,
-        )
-        .await
-        .unwrap();
+    let (sup, child, attempts, _) = crash_loop(&system, Backoff::None).await;
     child.crash("first");
     tokio::time::timeout(
         Duration::from_secs(5),
@@ -833,12 +829,7 @@ async fn failing_restarts_in_place_count_until_the_supervisor_escalates() {
     )
     .await
     .expect("the supervisor escalated");
-    // 1 good start + 3 failing restarts; the 4th restart is past the intensity.
-    assert_eq!(attempts.load(Ordering::SeqCst), 4);
-    assert!(matches!(
-        sup.crash_reason(),
-        Some(CrashReason::Error(ref e)) if matches!(e.downcast_ref::<Error>(), Some(Error::MaxRestartsExceeded { restarts: 4, max_restarts: 3, .. }))
-    ));
+    assert_crash_loop_escalated(&sup, &attempts);
     assert!(child.is_terminated());
     system.shutdown().await.unwrap();
 }

@@ -14,7 +14,7 @@
 //! | `service.rs` | the [`Service`] trait: Mode's hooks and settings, [`ChildAction`] |
 //! | `handler.rs` | [`Handler<M>`], the boxed envelope a message travels in, panic capture |
 //! | `addr.rs` | [`ServiceRef`] (lifecycle, queries) and [`Addr<A>`] (typed sends, derefs to it) |
-//! | `cell.rs` | the shared cell behind every handle: state, crash reason, mailbox |
+//! | `cell/` | the shared cell behind every handle: state, crash reason, mailbox (`mod.rs`); its settings (`settings.rs`); its label and log prefix (`label.rs`) |
 //! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices |
 //! | `recipient.rs` | [`Recipient<M, R>`]: a handle to anything that handles `M` |
 //! | `reply.rs` | [`ReplyTo<R>`]: answering an ask later |

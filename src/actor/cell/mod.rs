@@ -10,15 +10,13 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
-use tracing::Level;
 use uuid::Uuid;
 
 use crate::diag::Diag;
@@ -34,6 +32,12 @@ use super::observe::{CrashRecord, Observe, ServiceStats, StatsSlot, spans_wanted
 use super::service::Service;
 use super::state::ServiceState;
 use super::watch::Watchers;
+
+mod label;
+mod settings;
+
+pub(crate) use label::{Label, Prefix};
+pub(crate) use settings::Settings;
 
 tokio::task_local! {
     /// The service whose task (or one of whose background tasks) is running: so a handle can
@@ -51,81 +55,6 @@ pub(crate) struct Current {
 /// The service the calling task belongs to, if any (its actor task or a background task).
 pub(crate) fn current_service() -> Option<ServiceRef> {
     CURRENT_ACTOR.try_with(|c| c.service.clone()).ok()
-}
-
-/// Settings read from the service: at spawn, and again from each fresh instance a factory
-/// builds (an async factory's service has no instance at spawn: it starts with the defaults).
-/// Written only by the actor's own task; read by its handles and loggers.
-#[derive(Debug)]
-pub(crate) struct Settings {
-    /// The `Level`, as its index in `LEVELS`.
-    mundane_level: AtomicU8,
-    /// In nanoseconds, saturated.
-    shutdown_timeout: AtomicU64,
-    wait_for_shutdown: AtomicBool,
-    /// Stop the children all at once instead of newest first.
-    concurrent_child_stop: AtomicBool,
-}
-
-/// The levels in the order of their index in `Settings::mundane_level`.
-const LEVELS: [Level; 5] = [
-    Level::TRACE,
-    Level::DEBUG,
-    Level::INFO,
-    Level::WARN,
-    Level::ERROR,
-];
-
-impl Settings {
-    /// What `service` says.
-    pub(crate) fn of<A: Service>(service: &A) -> Settings {
-        let settings = Settings::defaults();
-        settings.update(service);
-        settings
-    }
-
-    /// The defaults of [`Service`]'s settings.
-    pub(crate) fn defaults() -> Settings {
-        Settings {
-            mundane_level: AtomicU8::new(2),
-            shutdown_timeout: AtomicU64::new(nanos(super::service::DEFAULT_SHUTDOWN_TIMEOUT)),
-            wait_for_shutdown: AtomicBool::new(false),
-            concurrent_child_stop: AtomicBool::new(false),
-        }
-    }
-
-    /// Reads them again from `service` (a fresh instance).
-    pub(crate) fn update<A: Service>(&self, service: &A) {
-        let level = service.mundane_level();
-        let index = LEVELS.iter().position(|l| *l == level).unwrap_or(2) as u8;
-        self.mundane_level.store(index, Ordering::Relaxed);
-        self.shutdown_timeout
-            .store(nanos(service.shutdown_timeout()), Ordering::Relaxed);
-        self.wait_for_shutdown
-            .store(service.wait_for_shutdown(), Ordering::Relaxed);
-        self.concurrent_child_stop
-            .store(service.stop_children_concurrently(), Ordering::Relaxed);
-    }
-
-    pub(crate) fn mundane_level(&self) -> Level {
-        LEVELS[usize::from(self.mundane_level.load(Ordering::Relaxed))]
-    }
-
-    pub(crate) fn shutdown_timeout(&self) -> Duration {
-        Duration::from_nanos(self.shutdown_timeout.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn wait_for_shutdown(&self) -> bool {
-        self.wait_for_shutdown.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn concurrent_child_stop(&self) -> bool {
-        self.concurrent_child_stop.load(Ordering::Relaxed)
-    }
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The part of the cell that does not depend on the service type.
@@ -625,56 +554,6 @@ impl Core {
     }
 }
 
-/// A service's label: its type's name (the default: no allocation) or one it chose.
-#[derive(Clone)]
-pub(crate) enum Label {
-    Static(&'static str),
-    Shared(Arc<str>),
-}
-
-impl Label {
-    /// The label as the `Arc<str>` errors carry (allocates for a static label: errors are
-    /// the rare path).
-    pub(crate) fn arc(&self) -> Arc<str> {
-        match self {
-            Label::Static(s) => Arc::from(*s),
-            Label::Shared(s) => s.clone(),
-        }
-    }
-}
-
-impl From<Cow<'static, str>> for Label {
-    fn from(label: Cow<'static, str>) -> Self {
-        match label {
-            Cow::Borrowed(s) => Label::Static(s),
-            Cow::Owned(s) => Label::Shared(Arc::from(s)),
-        }
-    }
-}
-
-impl std::ops::Deref for Label {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        match self {
-            Label::Static(s) => s,
-            Label::Shared(s) => s,
-        }
-    }
-}
-
-impl fmt::Display for Label {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self)
-    }
-}
-
-impl fmt::Debug for Label {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
 /// The crash reason of the current run, and of the latest crash ever.
 #[derive(Default)]
 struct Crash {
@@ -692,19 +571,6 @@ struct WaiterGuard<'a>(&'a AtomicUsize);
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Displays `[^--Label]`.
-pub(crate) struct Prefix<'a>(&'a Core);
-
-impl fmt::Display for Prefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[^")?;
-        for _ in 0..self.0.depth() {
-            f.write_str("-")?;
-        }
-        write!(f, "{}]", self.0.shortlabel)
     }
 }
 
