@@ -186,7 +186,8 @@ impl<A: Service> Launch<A> {
         let token = host.track();
         super::meter::spawned();
         let span = super::log::service_span(core);
-        let (timeout, label) = (core.settings.shutdown_timeout(), core.label.arc());
+        // Only a service on its own thread names its thread (`arc` allocates for a static label).
+        let thread_setup = own_thread.then(|| (core.settings.shutdown_timeout(), core.label.arc()));
         let board = core.observe.busy.clone();
         let who = busy::Who {
             service: addr.service_ref(),
@@ -219,7 +220,7 @@ impl<A: Service> Launch<A> {
         // would keep it twice in the task (as its argument, and moved into its body).
         let run = async move { runner.run().await };
         let fut = CURRENT_ACTOR.scope(current, run).instrument(span);
-        if own_thread {
+        if let Some((timeout, label)) = thread_setup {
             // Its own thread is there to be blocked: a blocking detector does not watch it.
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {
