@@ -203,7 +203,7 @@ impl Supervisor {
         reason: &dyn fmt::Display,
     ) {
         log_event(
-            &ctx.log().prefix(),
+            &ctx.core().prefix(),
             &self.label,
             self.strategy,
             child,
