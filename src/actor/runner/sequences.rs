@@ -398,8 +398,8 @@ impl<A: Service> Runner<A> {
             .cell
             .user
             .close(&mut self.inbox, |env| env.is_user_message());
-        // The host's own services (the registry) only get idempotent requests (drain,
-        // snapshot): what is left of them at shutdown is not a user's lost message.
+        // The host's own services (the registry) only get idempotent requests (a snapshot, a
+        // lookup): what is left of them at shutdown is not a user's lost message.
         if !core.internal {
             core.dead_lettered(left, &**self.ctx.host());
         }
