@@ -150,6 +150,7 @@
 
 mod config;
 mod error;
+mod guard;
 mod http;
 mod hub;
 mod page;
@@ -249,7 +250,7 @@ impl Service for Observer {
             hub: hub.clone(),
             watchers: watchers.clone(),
             system: system.clone(),
-            auth: http::Auth::new(config.token.as_deref()),
+            auth: guard::Auth::new(config.token.as_deref()),
             protected,
             action_timeout: config.action_timeout,
             hosts,
