@@ -28,6 +28,13 @@
 //! wall time is smaller. The registry must not halve spawn throughput: the share must stay
 //! below 50%.
 //!
+//! Since 2026-11-26 the registry sends and applies no events: every service is written in
+//! place in the System's directory (`src/registry/directory.rs`), one insert at its spawn and
+//! one removal at its end, and (a) includes that. Workload (c) still models the old event path
+//! (with the `State` events the kernel had already stopped sending), so (c) / (a) now reads
+//! as what that path would cost beside today's spawn+stop, not as the directory's share.
+//! `benches/peers` shows what replacing it did (BENCHMARKS.md, 2026-11-26 late).
+//!
 //! Run it with `cargo bench --bench registry` (about 40 s on 2 cores). `cargo test --bench
 //! registry` (and `cargo test --all-targets`) runs everything once on 50 services with a
 //! single-repetition table, as a check that the benchmark works.
