@@ -195,6 +195,12 @@ impl System {
         Ok(addr)
     }
 
+    /// The directory, for the directory's own tests.
+    #[cfg(test)]
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
     /// The root services still alive, in spawn order.
     pub fn roots(&self) -> Vec<ServiceRef> {
         self.inner.directory.roots()
@@ -246,7 +252,7 @@ impl System {
                             first.get_or_insert(e);
                         }
                         // A root that could not be stopped must not keep the loop going.
-                        inner.directory.forget(root.id());
+                        inner.directory.forget(&root);
                     }
                 }
                 // The registry goes last: it saw every service leave.

@@ -18,12 +18,14 @@ use super::error::Error;
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A service was created (not yet started).
-    /// Its parent and name are on its cell.
+    /// Its parent and name are on its cell; the host may note where it keeps its record of
+    /// the service in the cell's host key (see `Core::set_host_key`).
     Spawned { service: ServiceRef },
-    /// A service stopped for good and left the graph.
-    Removed { id: Uuid },
-    /// A root service was adopted by `parent` (see `Context::adopt`): it is now its child.
-    Adopted { id: Uuid, parent: Uuid },
+    /// A service stopped for good and left the graph. `key`: its cell's host key.
+    Removed { id: Uuid, key: u64 },
+    /// A root service was adopted (see `Context::adopt`): it is now a child, its parent on
+    /// its cell. `key`: its cell's host key.
+    Adopted { id: Uuid, key: u64 },
 }
 
 /// The services a host gives the actors it hosts. Implemented by the System; handed down to

@@ -103,6 +103,10 @@ pub(crate) struct Core {
     shutdown_set: AtomicBool,
     shutdown_notify: Notify,
     dead_letters: AtomicU64,
+    /// Where the host keeps its record of this service, set by the host when it hears of the
+    /// service (see `Event::Spawned`) and handed back in the service's later events: the
+    /// kernel only carries it.
+    host_key: AtomicU64,
     /// Names of the background tasks running now, for dumps (see `ServiceRef::task_names`).
     tasks: Mutex<Vec<Arc<str>>>,
     /// Who watches this service (see `watch.rs`).
@@ -172,6 +176,7 @@ impl Core {
             shutdown_set: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             dead_letters: AtomicU64::new(0),
+            host_key: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
             watchers: Watchers::new(),
             observe: init.observe,
@@ -183,6 +188,17 @@ impl Core {
     /// so a service that never logs never builds it.
     pub(crate) fn prefix(&self) -> Prefix<'_> {
         Prefix(self)
+    }
+
+    /// The host's key for this service (see `Event`).
+    pub(crate) fn host_key(&self) -> u64 {
+        self.host_key.load(Ordering::Relaxed)
+    }
+
+    /// Notes the host's key for this service: called by the host as it hears of the service,
+    /// before the service's task exists (the spawn orders it before the task's reads).
+    pub(crate) fn set_host_key(&self, key: u64) {
+        self.host_key.store(key, Ordering::Relaxed);
     }
 
     pub(crate) fn state(&self) -> ServiceState {

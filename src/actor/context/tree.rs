@@ -232,7 +232,7 @@ impl<A: Service> Context<A> {
         if !target.internal {
             self.host.report(Event::Adopted {
                 id: target.id,
-                parent: core.id,
+                key: target.host_key(),
             });
         }
         self.children.push(service.clone());

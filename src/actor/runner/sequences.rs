@@ -37,7 +37,6 @@ impl<A: Service> Runner<A> {
         fresh: bool,
     ) -> Result<(), CrashReason> {
         let index = self.cell.core.restart_count();
-        let label = self.cell.core.label.arc();
         let built = match built {
             Some(Ok(actor)) => Some(actor),
             Some(Err(Built::Panicked(panic))) => {
@@ -45,7 +44,7 @@ impl<A: Service> Runner<A> {
             }
             Some(Err(Built::Failed(source))) => {
                 return Err(CrashReason::Error(Arc::new(Error::HookFailed {
-                    label,
+                    label: self.cell.core.label.arc(),
                     hook: Hook::Factory,
                     source,
                 })));
@@ -427,7 +426,10 @@ impl<A: Service> Runner<A> {
         if let Some(name) = &core.name {
             host.release_name(name, core.id);
         }
-        self.report(Event::Removed { id: core.id });
+        self.report(Event::Removed {
+            id: core.id,
+            key: core.host_key(),
+        });
         if let Some(parent) = core.parent() {
             let exited = Control::Notice(Notice::Exited { child: core.id });
             let _ = parent.core().control.send(exited);
