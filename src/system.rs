@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 use uuid::Uuid;
 
-use crate::actor::cell::CURRENT_ACTOR;
+use crate::actor::cell::with_current;
 use crate::actor::host::{Event, Host};
 use crate::actor::observe::Observe;
 use crate::actor::runner;
@@ -227,7 +227,7 @@ impl System {
     /// [`Error::WouldDeadlock`] when awaited from a service's own task (use
     /// [`request_shutdown`](Self::request_shutdown) there).
     pub async fn shutdown(&self) -> Result<(), Error> {
-        if CURRENT_ACTOR.try_with(|c| c.own_task).unwrap_or(false) {
+        if with_current(|c| c.is_some_and(|c| c.own_task)) {
             return Err(Error::WouldDeadlock {
                 label: Arc::from("System"),
                 op: "shutdown",

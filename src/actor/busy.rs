@@ -1,4 +1,9 @@
-//! Who is running on each thread, for a blocking detector: while one listens, every service's
+//! Who is running on each thread: for the service's own code (a handle refusing to await its
+//! own actor, a panic's log line naming its service: see `cell::with_current`), and for a
+//! blocking detector. Every service's task and background task is wrapped in [`scoped`], which
+//! makes its service the thread's current one for the length of each poll.
+//!
+//! For the detector: while one listens, every service's
 //! task (and each of its background tasks) notes on its thread's slot which service it is and
 //! since when, for the length of each poll. A detector on its own OS thread reads the slots: a
 //! note older than its threshold names the service whose code has not yielded, blocking that
@@ -9,8 +14,11 @@
 //! cache and dropped with the thread.
 //!
 //! # Invariants
-//! - Nobody listening: a poll costs one relaxed atomic load more, nothing else (no clock
-//!   read, no thread-local, no lock).
+//! - Nobody listening: a poll costs one relaxed atomic load more than setting the current
+//!   service (one thread-local swap in, one out), nothing else (no clock read, no lock).
+//! - The current service is put back as the poll ends, also when it unwinds, with the one of
+//!   an enclosing poll (a spawn driven inline) restored
+//!   (`a_poll_sets_its_service_and_puts_back_the_one_before`, `a_poll_that_panics_puts_both_back`).
 //! - A note lives exactly as long as the poll it describes: a guard takes it off, also when
 //!   the poll unwinds, and puts back the note of an enclosing poll (a runtime driven inside a
 //!   task).
@@ -24,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use super::addr::ServiceRef;
+use super::cell::{Current, enter};
 
 /// What a note says: the service, and its background task if it is one.
 pub(crate) struct Who {
@@ -153,30 +162,44 @@ impl Drop for Entered {
     }
 }
 
-/// `fut`, each of whose polls is noted on `board` as `who`'s while someone listens.
+/// `fut` in `current`'s scope: during each of its polls the thread's current service is
+/// `current` (see `cell::with_current`), and while someone listens on `board` the poll is noted
+/// on it. `task`: the background task's name, `None` for the service's own task. One wrapper
+/// for both, so a poll swaps one thread-local and the task holds the service's handle once.
 ///
 /// A struct, not an `async fn`: an `async fn` would keep its argument and the pinned copy it
 /// polls side by side, twice the runner's size in every actor's task.
-pub(crate) fn watched<F: Future>(board: Arc<Board>, who: Who, fut: F) -> Watched<F> {
-    Watched {
+pub(crate) fn scoped<F: Future>(
+    current: Current,
+    board: Option<Arc<Board>>,
+    task: Option<Arc<str>>,
+    fut: F,
+) -> Scoped<F> {
+    Scoped {
         fut,
+        current: Some(current),
         board,
-        // Shared with the notes only once one is written: a spawn allocates nothing for it.
-        who: Shared::Own(Some(who)),
+        task,
+        who: None,
     }
 }
 
 pin_project_lite::pin_project! {
-    /// See [`watched`].
-    pub(crate) struct Watched<F> {
+    /// See [`scoped`].
+    pub(crate) struct Scoped<F> {
         #[pin]
         fut: F,
-        board: Arc<Board>,
-        who: Shared,
+        // In the thread-local during a poll, here between polls.
+        current: Option<Current>,
+        // `None` on a service's own thread: it is there to be blocked.
+        board: Option<Arc<Board>>,
+        task: Option<Arc<str>>,
+        // Made the first time a poll is noted: a spawn allocates nothing for it.
+        who: Option<Arc<Who>>,
     }
 }
 
-impl<F: Future> Future for Watched<F> {
+impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
 
     fn poll(
@@ -184,31 +207,84 @@ impl<F: Future> Future for Watched<F> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
         let this = self.project();
-        if !this.board.is_on() {
-            return this.fut.poll(cx);
-        }
-        // Taken off after the poll, however it ends.
-        let _noted = this.board.enter(this.who.shared());
+        let _noted = match this.board {
+            Some(board) if board.is_on() => {
+                if this.who.is_none()
+                    && let Some(current) = this.current.as_ref()
+                {
+                    *this.who = Some(Arc::new(Who {
+                        service: current.service.clone(),
+                        task: this.task.clone(),
+                    }));
+                }
+                this.who.as_ref().map(|who| board.enter(who))
+            }
+            _ => None,
+        };
+        // Put back after the poll, however it ends.
+        let _scope = enter(this.current);
         this.fut.poll(cx)
     }
 }
 
-/// A `Who`, moved into an `Arc` the first time a note needs one.
-enum Shared {
-    Own(Option<Who>),
-    Arc(Arc<Who>),
-}
+#[cfg(test)]
+mod tests {
+    use std::panic::AssertUnwindSafe;
+    use std::task::{Context, Poll};
 
-impl Shared {
-    fn shared(&mut self) -> &Arc<Who> {
-        if let Shared::Own(who) = self
-            && let Some(who) = who.take()
-        {
-            *self = Shared::Arc(Arc::new(who));
+    use super::*;
+    use crate::actor::cell::current_service;
+
+    struct Idle;
+    impl crate::Service for Idle {}
+
+    fn current(service: &ServiceRef) -> Current {
+        Current {
+            service: service.clone(),
+            own_task: true,
         }
-        match self {
-            Shared::Arc(who) => who,
-            Shared::Own(_) => unreachable!("moved into an Arc above"),
-        }
+    }
+
+    fn current_id() -> Option<uuid::Uuid> {
+        current_service().map(|s| s.id())
+    }
+
+    /// A scope polled inside another (a spawn driven inline) is current for its poll only.
+    #[tokio::test]
+    async fn a_poll_sets_its_service_and_puts_back_the_one_before() {
+        let system = crate::System::new();
+        let a = system.spawn(Idle).await.expect("spawn").service_ref();
+        let b = system.spawn(Idle).await.expect("spawn").service_ref();
+        let inner = scoped(current(&b), None, None, async { current_id() });
+        let outer = scoped(current(&a), None, None, async {
+            let before = current_id();
+            let inside = inner.await;
+            (before, inside, current_id())
+        });
+        assert_eq!(current_id(), None);
+        let seen = outer.await;
+        assert_eq!(seen, (Some(a.id()), Some(b.id()), Some(a.id())));
+        assert_eq!(current_id(), None);
+        system.shutdown().await.expect("shutdown");
+    }
+
+    /// A poll that unwinds leaves the thread as it found it, and the scope keeps its service.
+    #[tokio::test]
+    async fn a_poll_that_panics_puts_both_back() {
+        let system = crate::System::new();
+        let a = system.spawn(Idle).await.expect("spawn").service_ref();
+        let mut polls = 0;
+        let fut = std::future::poll_fn(move |_| {
+            polls += 1;
+            assert!(polls > 1, "first poll panics");
+            Poll::Ready(current_id())
+        });
+        let mut fut = Box::pin(scoped(current(&a), None, None, fut));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        assert!(first.is_err());
+        assert_eq!(current_id(), None);
+        assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(Some(a.id())));
+        system.shutdown().await.expect("shutdown");
     }
 }

@@ -90,6 +90,9 @@ pub(crate) struct Stop {
     /// A running child stopped by anyone but its parent lets a parent that decides its stops
     /// choose what happens next (a supervisor restarts a permanent child) before it ends.
     pub(crate) ask_parent: bool,
+    /// A parent stopping its children for good as it ends has already dropped them from its
+    /// children: they need not tell it they exited.
+    pub(crate) parent_let_go: bool,
 }
 
 impl Stop {
@@ -100,6 +103,7 @@ impl Stop {
             cause: None,
             reply: None,
             ask_parent,
+            parent_let_go: false,
         }
     }
 
@@ -110,6 +114,7 @@ impl Stop {
             cause: None,
             reply: None,
             ask_parent: false,
+            parent_let_go: terminate,
         }
     }
 

@@ -10,6 +10,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::Cell as StdCell;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::SystemTime;
@@ -39,22 +40,56 @@ mod settings;
 pub(crate) use label::{Label, Prefix};
 pub(crate) use settings::Settings;
 
-tokio::task_local! {
-    /// The service whose task (or one of whose background tasks) is running: so a handle can
-    /// refuse to await its own actor, and a log line or a panic can name the service.
-    pub(crate) static CURRENT_ACTOR: Current;
+thread_local! {
+    /// The service whose task (or one of whose background tasks) this thread is polling: so a
+    /// handle can refuse to await its own actor, and a log line or a panic can name the
+    /// service. Set for the length of each poll by the task's wrapper (`busy::scoped`).
+    static CURRENT: StdCell<Option<Current>> = const { StdCell::new(None) };
 }
 
-/// What [`CURRENT_ACTOR`] holds.
+/// What [`CURRENT`] holds.
 pub(crate) struct Current {
     pub(crate) service: ServiceRef,
     /// The actor's own task (not one of its background tasks).
     pub(crate) own_task: bool,
 }
 
+/// Makes `slot`'s service the thread's current one until the guard is dropped, which puts
+/// both back (the one before it, and `slot`'s), also when the poll unwinds.
+pub(crate) fn enter(slot: &mut Option<Current>) -> Entered<'_> {
+    let before = CURRENT.with(|c| c.replace(slot.take()));
+    Entered { slot, before }
+}
+
+/// See [`enter`].
+pub(crate) struct Entered<'a> {
+    slot: &'a mut Option<Current>,
+    before: Option<Current>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let before = self.before.take();
+        // A thread whose locals are gone has no poll to restore.
+        if let Ok(mine) = CURRENT.try_with(|c| c.replace(before)) {
+            *self.slot = mine;
+        }
+    }
+}
+
+/// `f` on the thread's current service, if a service's task is being polled.
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Current>) -> R) -> R {
+    let current = CURRENT.try_with(StdCell::take).ok().flatten();
+    let r = f(current.as_ref());
+    if current.is_some() {
+        CURRENT.with(|c| c.set(current));
+    }
+    r
+}
+
 /// The service the calling task belongs to, if any (its actor task or a background task).
 pub(crate) fn current_service() -> Option<ServiceRef> {
-    CURRENT_ACTOR.try_with(|c| c.service.clone()).ok()
+    with_current(|c| c.map(|c| c.service.clone()))
 }
 
 /// The part of the cell that does not depend on the service type.
@@ -429,13 +464,13 @@ impl Core {
 
     /// Refuses an awaiting request made from the actor's own task: it could never be answered.
     pub(crate) fn check_not_self(&self, op: &'static str) -> Result<(), Error> {
-        match CURRENT_ACTOR.try_with(|c| c.own_task && c.service.id() == self.id) {
-            Ok(true) => Err(Error::WouldDeadlock {
+        if with_current(|c| c.is_some_and(|c| c.own_task && c.service.id() == self.id)) {
+            return Err(Error::WouldDeadlock {
                 label: self.label.arc(),
                 op,
-            }),
-            _ => Ok(()),
+            });
         }
+        Ok(())
     }
 
     /// Whether the calling task is this service's parent's own task.
@@ -444,9 +479,7 @@ impl Core {
             return false;
         };
         let parent_id = parent.core().id;
-        CURRENT_ACTOR
-            .try_with(|c| c.own_task && c.service.id() == parent_id)
-            .unwrap_or(false)
+        with_current(|c| c.is_some_and(|c| c.own_task && c.service.id() == parent_id))
     }
 
     /// Sends a control message without waiting for an answer.

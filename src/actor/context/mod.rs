@@ -18,7 +18,7 @@ use crate::wait::{StopSignal, Ticks, WaitError};
 
 use super::addr::{Addr, ServiceRef};
 use super::cell::AnyCell;
-use super::cell::{CURRENT_ACTOR, Core, Current};
+use super::cell::{Core, Current};
 use super::error::SharedError;
 use super::error::{BoxError, CrashReason, Error};
 use super::handler::Handler;
@@ -588,15 +588,12 @@ impl<A: Service> Context<A> {
             service: self.addr.service_ref(),
             own_task: false,
         };
-        let who = super::busy::Who {
-            service: self.addr.service_ref(),
-            task: Some(name.clone()),
-        };
         let board = self.core().observe.busy.clone();
-        let fut: BoxFuture<'static, ()> = Box::pin(super::busy::watched(
-            board,
-            who,
-            CURRENT_ACTOR.scope(current, wrapped.instrument(span)),
+        let fut: BoxFuture<'static, ()> = Box::pin(super::busy::scoped(
+            current,
+            Some(board),
+            Some(name.clone()),
+            wrapped.instrument(span),
         ));
         if self.phase == Phase::Running {
             let core = self.addr.core();

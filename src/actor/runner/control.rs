@@ -96,7 +96,9 @@ impl<A: Service> Runner<A> {
             cause,
             reply,
             ask_parent,
+            parent_let_go,
         } = stop;
+        self.parent_let_go |= terminate && parent_let_go;
         let mut res = Ok(true);
         let mut settle = cause.is_some();
         if let Some(reason) = &cause {

@@ -52,7 +52,7 @@ use tracing::Instrument;
 
 use super::addr::{Addr, ServiceRef};
 use super::busy;
-use super::cell::{AnyCell, CURRENT_ACTOR, Cell, Core, CoreInit, Current, Settings};
+use super::cell::{AnyCell, Cell, Core, CoreInit, Current, Settings};
 use super::context::{Context, Phase};
 use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
 use super::handler::BoxEnvelope;
@@ -188,11 +188,7 @@ impl<A: Service> Launch<A> {
         let span = super::log::service_span(core);
         // Only a service on its own thread names its thread (`arc` allocates for a static label).
         let thread_setup = own_thread.then(|| (core.settings.shutdown_timeout(), core.label.arc()));
-        let board = core.observe.busy.clone();
-        let who = busy::Who {
-            service: addr.service_ref(),
-            task: None,
-        };
+        let board = (!own_thread).then(|| core.observe.busy.clone());
         let spawn_start = first_start.is_some();
         let mut runner = Runner {
             actor,
@@ -206,6 +202,7 @@ impl<A: Service> Launch<A> {
             deferred: VecDeque::new(),
             ctrl_seen: 0,
             held_stops: Vec::new(),
+            parent_let_go: false,
             own_thread,
             first_start,
             spawn_start: false,
@@ -219,14 +216,14 @@ impl<A: Service> Launch<A> {
         // The runner is borrowed where the block holds it: an `async fn` taking it by value
         // would keep it twice in the task (as its argument, and moved into its body).
         let run = async move { runner.run().await };
-        let fut = CURRENT_ACTOR.scope(current, run).instrument(span);
+        // Its own thread is there to be blocked: a blocking detector does not watch it.
+        let fut = busy::scoped(current, board, None, run.instrument(span));
         if let Some((timeout, label)) = thread_setup {
-            // Its own thread is there to be blocked: a blocking detector does not watch it.
             thread::spawn_on_thread(host.runtime(), &label, timeout, token, fut);
         } else {
             // A combinator, not an `async` block that awaits `fut`: such a block would hold
             // `fut` twice (captured, and moved into the await).
-            let fut = busy::watched(board, who, fut).map(move |answers| {
+            let fut = fut.map(move |answers| {
                 drop(token);
                 answer_all(answers);
             });
@@ -343,6 +340,8 @@ struct Runner<A: Service> {
     ctrl_seen: usize,
     /// Stops waiting for the parent's decision (see `Notice::Stopped`), with their result.
     held_stops: Vec<(Reply, Result<bool, Error>)>,
+    /// Stopped for good by its ending parent, which no longer lists it: no exit notice.
+    parent_let_go: bool,
     /// Runs on its own thread (Mode's `ServiceThread`): the thread hooks run too.
     own_thread: bool,
     /// A service spawned started: the answer to its first start, which it makes before

@@ -430,7 +430,9 @@ impl<A: Service> Runner<A> {
             id: core.id,
             key: core.host_key(),
         });
-        if let Some(parent) = core.parent() {
+        if let Some(parent) = core.parent()
+            && !self.parent_let_go
+        {
             let exited = Control::Notice(Notice::Exited { child: core.id });
             let _ = parent.core().control.send(exited);
         }
