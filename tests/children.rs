@@ -1,7 +1,8 @@
 //! Many children of one parent: a per-spawn label (`ServiceSpec::label`) that shows in the
 //! handles, the log prefix and the registry's graph; stopping children all at once
 //! (`Service::stop_children_concurrently`) or one after another, newest first (the default);
-//! an owned logger for background tasks (`Context::logger`); `modo::Level`.
+//! an owned logger for background tasks (`Context::logger`); `modo::Level`; children a failed
+//! parent never started are still launched, stopped and dropped.
 
 mod common;
 
@@ -392,5 +393,68 @@ async fn modo_level_sets_the_mundane_level_and_logger_levels() {
     assert!(
         debug.contains(&"DEBUG]: [^Quiet]: a mundane line".to_string()),
         "{debug:#?}"
+    );
+}
+
+/// A dependency's task is launched by the first control message it gets (its parent's start
+/// of it, or a stop). Children whose parent fails before starting them still get their stop:
+/// every one is launched, stopped and dropped, nothing is left running or held.
+#[tokio::test]
+async fn children_a_failed_parent_never_started_are_still_stopped_and_dropped() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Kid {
+        inits: Arc<AtomicUsize>,
+        drops: Arc<AtomicUsize>,
+    }
+    impl Drop for Kid {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    impl Service for Kid {
+        fn on_init(&mut self) {
+            self.inits.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    struct Parent {
+        inits: Arc<AtomicUsize>,
+        drops: Arc<AtomicUsize>,
+    }
+    impl Service for Parent {
+        fn dependencies(&mut self) -> Vec<Dependency> {
+            (0..3)
+                .map(|_| {
+                    Kid {
+                        inits: self.inits.clone(),
+                        drops: self.drops.clone(),
+                    }
+                    .into()
+                })
+                .collect()
+        }
+        async fn on_start(&mut self, _: &mut Context<Self>) -> Result<(), BoxError> {
+            Err("no start".into())
+        }
+    }
+
+    let _serial = SERIAL.lock().await;
+    let system = System::new();
+    let (inits, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let parent = Parent {
+        inits: inits.clone(),
+        drops: drops.clone(),
+    };
+    assert!(bounded("the spawn", system.spawn(parent)).await.is_err());
+    bounded("the shutdown", system.shutdown())
+        .await
+        .expect("shutdown");
+    assert_eq!(system.live_actors(), 0);
+    assert_eq!(inits.load(Ordering::SeqCst), 3, "each child was launched");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        3,
+        "and dropped: none is held unlaunched"
     );
 }

@@ -189,7 +189,12 @@ pub(crate) struct ControlLane {
 struct Slots {
     first: Option<Control>,
     rest: VecDeque<Control>,
+    /// The actor's task, not launched yet (see [`ControlLane::launch_on_first_send`]).
+    launch: Option<Launch>,
 }
+
+/// Launches an actor's task.
+pub(crate) type Launch = Box<dyn FnOnce() + Send>;
 
 impl ControlLane {
     pub(crate) fn new() -> Self {
@@ -204,7 +209,7 @@ impl ControlLane {
 
     /// Queues a control message and wakes the actor. Returns it if the mailbox is closed.
     pub(crate) fn send(&self, msg: Control) -> Result<(), Control> {
-        {
+        let launch = {
             let mut queue = lock(&self.queue);
             if self.closed.load(Ordering::Acquire) {
                 return Err(msg);
@@ -214,11 +219,25 @@ impl ControlLane {
             } else {
                 queue.rest.push_back(msg);
             }
-        }
+            queue.launch.take()
+        };
         self.sent.fetch_add(1, Ordering::SeqCst);
         // The actor registers before it reads `sent`: either it sees this send, or this wakes it.
         self.waker.wake();
+        if let Some(launch) = launch {
+            // Its task finds the message queued.
+            launch();
+        }
         Ok(())
+    }
+
+    /// Keeps the actor's task unlaunched until the first control message is sent (a child
+    /// waiting for its parent's start, or a stop): the task is launched by that send, from
+    /// the sender's thread, so its set-up and its start run in one go where the sender runs,
+    /// with no wake-up of another worker. User messages wait in their lane meanwhile, as they
+    /// would for any service not started yet.
+    pub(crate) fn launch_on_first_send(&self, launch: Launch) {
+        lock(&self.queue).launch = Some(launch);
     }
 
     /// How many control messages were ever queued; compared with the receiver's own count.
@@ -284,7 +303,7 @@ impl ControlLane {
     pub(crate) fn close(&self) -> Vec<Control> {
         let mut queue = lock(&self.queue);
         self.closed.store(true, Ordering::Release);
-        let Slots { first, rest } = std::mem::take(&mut *queue);
+        let Slots { first, rest, .. } = std::mem::take(&mut *queue);
         first.into_iter().chain(rest).collect()
     }
 }

@@ -153,6 +153,7 @@ impl<A: Service> Launch<A> {
     /// Reports the new service to `host`, then runs its task: on the host's runtime, or on its
     /// own thread. The host counts the task until it ends.
     pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
+        self.report(host);
         let inline = self.spawn_with(host, None);
         debug_assert!(
             inline.is_none(),
@@ -165,7 +166,28 @@ impl<A: Service> Launch<A> {
     /// task is not spawned yet: it is returned for the caller to drive through its start (see
     /// [`Inline`]), which saves the round trip of a spawn that waits for its start.
     pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) -> Option<Inline> {
+        self.report(host);
         self.spawn_with(host, Some(reply))
+    }
+
+    /// [`spawn`](Self::spawn) deferred: the service is reported now, and its task launched by
+    /// the first control message it is sent (see `ControlLane::launch_on_first_send`).
+    fn spawn_on_first_control(self, host: &Arc<dyn Host>) {
+        self.report(host);
+        let host = host.clone();
+        let cell = self.addr.cell().clone();
+        cell.core.control.launch_on_first_send(Box::new(move || {
+            self.spawn_with(&host, None);
+        }));
+    }
+
+    /// Reports the new service to `host` (its own services excepted).
+    fn report(&self, host: &Arc<dyn Host>) {
+        if !self.addr.core().internal {
+            host.report(Event::Spawned {
+                service: self.addr.service_ref(),
+            });
+        }
     }
 
     fn spawn_with(self, host: &Arc<dyn Host>, first_start: Option<Reply>) -> Option<Inline> {
@@ -178,11 +200,6 @@ impl<A: Service> Launch<A> {
             faults,
         } = self;
         let core = addr.core();
-        if !core.internal {
-            host.report(Event::Spawned {
-                service: addr.service_ref(),
-            });
-        }
         let token = host.track();
         super::meter::spawned();
         let span = super::log::service_span(core);
@@ -286,7 +303,7 @@ impl<S: Service> AnySpec for ServiceSpec<S> {
     fn launch_child(self: Box<Self>, host: &Arc<dyn Host>, parent: Parent) -> ServiceRef {
         let observe = parent.observe.clone();
         let (addr, launch) = build(*self, Some(parent), observe);
-        launch.spawn(host);
+        launch.spawn_on_first_control(host);
         addr.service_ref()
     }
 }
