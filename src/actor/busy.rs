@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use super::addr::ServiceRef;
-use super::cell::{Current, enter};
+use super::cell::{Current, enter_scope};
 
 /// What a note says: the service, and its background task if it is one.
 pub(crate) struct Who {
@@ -222,7 +222,7 @@ impl<F: Future> Future for Scoped<F> {
             _ => None,
         };
         // Put back after the poll, however it ends.
-        let _scope = enter(this.current);
+        let _scope = enter_scope(this.current);
         this.fut.poll(cx)
     }
 }

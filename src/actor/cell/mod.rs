@@ -56,18 +56,18 @@ pub(crate) struct Current {
 
 /// Makes `slot`'s service the thread's current one until the guard is dropped, which puts
 /// both back (the one before it, and `slot`'s), also when the poll unwinds.
-pub(crate) fn enter(slot: &mut Option<Current>) -> Entered<'_> {
+pub(crate) fn enter_scope(slot: &mut Option<Current>) -> InScope<'_> {
     let before = CURRENT.with(|c| c.replace(slot.take()));
-    Entered { slot, before }
+    InScope { slot, before }
 }
 
-/// See [`enter`].
-pub(crate) struct Entered<'a> {
+/// See [`enter_scope`].
+pub(crate) struct InScope<'a> {
     slot: &'a mut Option<Current>,
     before: Option<Current>,
 }
 
-impl Drop for Entered<'_> {
+impl Drop for InScope<'_> {
     fn drop(&mut self) {
         let before = self.before.take();
         // A thread whose locals are gone has no poll to restore.

@@ -98,7 +98,8 @@ impl<A: Service> Runner<A> {
             ask_parent,
             parent_let_go,
         } = stop;
-        self.parent_let_go |= terminate && parent_let_go;
+        // Set only on a stop for good (see `Stop::by_parent`).
+        self.parent_let_go |= parent_let_go;
         let mut res = Ok(true);
         let mut settle = cause.is_some();
         if let Some(reason) = &cause {
