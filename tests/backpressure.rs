@@ -208,3 +208,29 @@ async fn a_sender_waiting_for_room_still_gets_room_while_the_service_runs() {
     assert_eq!(f.system.dead_letters().total, 0);
     f.system.shutdown().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_a_large_mailbox_a_waiting_sender_gets_the_slot_freed_before_a_handler_waits() {
+    // Freed slots are offered to waiting senders a few at a time, but always before the actor
+    // waits for anything: here one slot frees, then the next handler waits on the gate.
+    let f = full_mailbox(64).await;
+    let waiter = tokio::spawn({
+        let addr = f.addr.clone();
+        async move { addr.tell(Work).await.is_ok() }
+    });
+    settle().await;
+    assert!(!waiter.is_finished());
+    f.gate.add_permits(1); // the held one finishes; the next one enters and waits
+    f.entered.notified().await;
+    let got_in = tokio::time::timeout(Duration::from_secs(10), waiter).await;
+    assert!(
+        got_in.expect("the waiting tell got its slot").unwrap(),
+        "the tell was queued"
+    );
+    f.gate.add_permits(100);
+    f.addr.ask(Work).await.unwrap();
+    f.addr.stop().await.unwrap();
+    assert_eq!(f.handled.load(Ordering::SeqCst), 67);
+    assert_eq!(f.system.dead_letters().total, 0);
+    f.system.shutdown().await.unwrap();
+}

@@ -22,8 +22,11 @@
 //!   before the close (and the close drains it, with the actor's batch) or is refused with its
 //!   message.
 //! - A sender waiting for room in the user lane waits on the lane's own notification with its
-//!   message in hand: a message taken for handling wakes one waiter, the close wakes them all
-//!   and each gets its message back. No sender waits for room in a lane that is closed.
+//!   message in hand. Freed slots are offered to waiters an eighth of the lane at a time, and
+//!   always before the actor waits for anything (parks, yields its thread, awaits a pending
+//!   handler, runs a lifecycle step): no sender waits for a free slot while the actor is not
+//!   running a handler. The close wakes them all and each gets its message back. No sender
+//!   waits for room in a lane that is closed.
 //! - The actor parks only after it registered its waker and raised `parked`; a user send that
 //!   lands after the actor looked finds `parked` raised and wakes it (both sides use
 //!   sequentially consistent operations on `parked` and the lane's count).
@@ -329,29 +332,69 @@ impl Drop for Waiting<'_> {
 /// A sender that finds it full waits for room on the lane's own `room` notification, holding
 /// on to its message. So closing the lane can release every waiting sender with its message in
 /// hand: nothing waits for room that will never come, and nothing is swallowed.
+///
+/// The count of waiting messages is split in two, so producers and the actor do not write
+/// the same cache line for every message: `pushed` (written by senders, under the lock) and
+/// `popped` (written by the actor alone, a cache line away from the senders' fields). A sender
+/// does not read `popped` for every message either: under the lock, senders share `credit`, a
+/// lower bound of the free slots, and recount it from `popped` only when it runs out. `popped`
+/// only grows, so the true room is never less than the credit, and "full" is said only after a
+/// fresh count. Waiting senders are woken for freed slots a few at a time (see
+/// [`offer_room`](Self::offer_room)), not once per message.
+#[repr(C)] // the order below is the layout
 pub(crate) struct UserLane<E> {
-    queue: Mutex<VecDeque<E>>,
-    /// Messages waiting: queued here plus those in the actor's batch.
-    len: AtomicUsize,
-    capacity: usize,
+    // What senders touch for every message.
+    queue: Mutex<Queue<E>>,
+    /// Messages ever queued. Written under the lock.
+    pushed: AtomicUsize,
     /// Set under the lock once the service stops for good: sends are refused and waiting
     /// senders released.
     closed: AtomicBool,
-    /// Senders waiting for room; a handled message signals `room` only while there are some.
-    waiting: AtomicUsize,
+    // Touched when the credit runs out or a sender waits: they keep the two ends apart.
+    capacity: usize,
     room: Notify,
+    /// Senders waiting for room: `room` is signalled only while there are some.
+    waiting: AtomicUsize,
+    _apart: [u8; APART],
+    // What the actor touches for every message, a cache line away from the senders' fields.
+    /// Messages taken for handling (or dropped by the close). Written by the actor alone.
+    popped: AtomicUsize,
+    /// `popped` when the free slots were last offered to waiting senders. The actor's own.
+    offered: AtomicUsize,
+}
+
+/// Padding that puts `popped` at least a cache line (64 bytes) past `closed`.
+const APART: usize = 16;
+
+// Checked on every build: the actor's count never shares a cache line with the senders' fields.
+const _: () = assert!(
+    std::mem::offset_of!(UserLane<()>, popped) >= std::mem::offset_of!(UserLane<()>, closed) + 64
+);
+
+/// What senders share under the lane's lock.
+struct Queue<E> {
+    items: VecDeque<E>,
+    /// Free slots known to senders: never more than the true room.
+    credit: usize,
 }
 
 impl<E> UserLane<E> {
     /// A lane of `capacity` (at least 1); `usize::MAX` means unbounded (the registry's lane).
     pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         UserLane {
-            queue: Mutex::new(VecDeque::new()),
-            len: AtomicUsize::new(0),
-            capacity: capacity.max(1),
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                credit: capacity,
+            }),
+            pushed: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            waiting: AtomicUsize::new(0),
+            capacity,
             room: Notify::new(),
+            waiting: AtomicUsize::new(0),
+            _apart: [0; APART],
+            popped: AtomicUsize::new(0),
+            offered: AtomicUsize::new(0),
         }
     }
 
@@ -389,14 +432,26 @@ impl<E> UserLane<E> {
             if self.closed.load(Ordering::Relaxed) {
                 return Err((msg, false));
             }
-            if self.len.load(Ordering::SeqCst) >= self.capacity {
-                return Err((msg, true));
+            if queue.credit == 0 {
+                queue.credit = self.room_now();
+                if queue.credit == 0 {
+                    return Err((msg, true));
+                }
             }
-            queue.push_back(msg);
-            self.len.fetch_add(1, Ordering::SeqCst);
+            queue.credit -= 1;
+            queue.items.push_back(msg);
+            self.pushed.fetch_add(1, Ordering::SeqCst);
         }
         bell.ring();
         Ok(())
+    }
+
+    /// The free slots, counted afresh. Called under the lock, so `pushed` is stable.
+    fn room_now(&self) -> usize {
+        // Paired with the actor's store of `popped` then load of `waiting` (see `taken`).
+        let popped = self.popped.load(Ordering::SeqCst);
+        let waiting = self.pushed.load(Ordering::Relaxed).wrapping_sub(popped);
+        self.capacity.saturating_sub(waiting)
     }
 
     /// Queues `msg` now even if the lane is full (one of the service's own markers, sent from
@@ -407,8 +462,10 @@ impl<E> UserLane<E> {
             if self.closed.load(Ordering::Relaxed) {
                 return Err(msg);
             }
-            queue.push_back(msg);
-            self.len.fetch_add(1, Ordering::SeqCst);
+            // It takes a slot like any message, so the credit stays a lower bound.
+            queue.credit = queue.credit.saturating_sub(1);
+            queue.items.push_back(msg);
+            self.pushed.fetch_add(1, Ordering::SeqCst);
         }
         bell.ring();
         Ok(())
@@ -418,42 +475,76 @@ impl<E> UserLane<E> {
     /// nothing was queued.
     #[inline]
     pub(crate) fn take_batch(&self, batch: &mut VecDeque<E>) -> bool {
-        if self.len.load(Ordering::SeqCst) == 0 {
+        if !self.has_waiting() {
             return false;
         }
         let mut queue = lock(&self.queue);
-        std::mem::swap(&mut *queue, batch);
+        std::mem::swap(&mut queue.items, batch);
         !batch.is_empty()
     }
 
-    /// Whether a message is waiting, in the lane or in the actor's batch.
+    /// For the actor with its batch empty: whether a message is waiting in the lane.
     #[inline]
     pub(crate) fn has_waiting(&self) -> bool {
-        self.len.load(Ordering::SeqCst) > 0
+        // `popped` is the actor's own; `pushed` pairs with the sender's load of `parked`.
+        self.pushed.load(Ordering::SeqCst) != self.popped.load(Ordering::Relaxed)
     }
 
     /// A message was taken out of the actor's batch to be handled: its slot frees (so the
-    /// capacity counts waiting messages, not the one in flight), and one sender waiting for
-    /// room, if any, is woken.
+    /// capacity counts waiting messages, not the one in flight). Freed slots are offered to
+    /// waiting senders an eighth of the lane at a time, and by [`offer_room`](Self::offer_room).
     #[inline]
     pub(crate) fn taken(&self) {
-        self.len.fetch_sub(1, Ordering::SeqCst);
-        if self.waiting.load(Ordering::SeqCst) > 0 {
-            self.room.notify_one();
+        // The actor is the only writer: a plain store on its own line, no read-modify-write
+        // on a line the senders write.
+        let popped = self.popped.load(Ordering::Relaxed).wrapping_add(1);
+        self.popped.store(popped, Ordering::Release);
+        // An eighth of the lane (a shift: this runs for every message).
+        let offer_every = (self.capacity >> 3).max(1);
+        if popped.wrapping_sub(self.offered.load(Ordering::Relaxed)) >= offer_every {
+            self.offer_room();
+        }
+    }
+
+    /// Offers the slots freed since the last offer to the senders waiting for room, if any.
+    /// The actor calls it before it waits for anything (parks, yields, awaits a pending
+    /// handler, runs a lifecycle step), so no sender waits for a slot that is already free
+    /// while the actor is not running a handler.
+    #[inline]
+    pub(crate) fn offer_room(&self) {
+        let popped = self.popped.load(Ordering::Relaxed);
+        let freed = popped.wrapping_sub(self.offered.load(Ordering::Relaxed));
+        if freed == 0 {
+            return;
+        }
+        self.offered.store(popped, Ordering::Relaxed);
+        // Orders the stores of `popped` before the load of `waiting`. Paired with a sender's
+        // enlisting then recounting (both sequentially consistent): either this sees the
+        // sender waiting, or the sender's recount sees the slots.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            if freed == 1 {
+                self.room.notify_one();
+            } else {
+                self.room.notify_waiters();
+            }
         }
     }
 
     /// Closes the lane for good: later sends are refused, senders waiting for room are
     /// released with their message, and what is queued (here and in the actor's `batch`) is
     /// dropped. Returns how many of those `counts` (the dead letters: modo's own markers are
-    /// not). Closing again drains again (nothing, normally).
+    /// not). Closing again drains again (nothing, normally). Called by the actor.
     pub(crate) fn close(&self, batch: &mut VecDeque<E>, counts: impl Fn(&E) -> bool) -> usize {
         let taken = {
             let mut queue = lock(&self.queue);
             self.closed.store(true, Ordering::Relaxed);
-            self.len.store(0, Ordering::SeqCst);
+            // Nothing is waiting any more: everything pushed counts as taken.
+            let pushed = self.pushed.load(Ordering::Relaxed);
+            self.popped.store(pushed, Ordering::SeqCst);
+            self.offered.store(pushed, Ordering::Relaxed);
             // Dropped outside the lock: an envelope's drop answers its ask.
-            std::mem::take(&mut *queue)
+            std::mem::take(&mut queue.items)
         };
         // A sender counts itself waiting before its last try under the lock, so one that
         // missed `closed` is counted here (as in `taken`).
@@ -470,9 +561,12 @@ impl<E> UserLane<E> {
         n
     }
 
-    /// How many messages are queued (not counting the one being handled).
+    /// How many messages are waiting, in the lane and in the actor's batch (not counting the
+    /// one being handled).
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Ordering::Relaxed)
+        // `popped` first: `pushed` read after it is at least as large.
+        let popped = self.popped.load(Ordering::Acquire);
+        self.pushed.load(Ordering::Acquire).wrapping_sub(popped)
     }
 }
 
@@ -554,6 +648,95 @@ mod tests {
         assert_eq!(waiter.await.unwrap(), Ok(()));
         assert!(user.take_batch(&mut batch));
         assert_eq!(batch.pop_front(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_marker_pushed_past_capacity_takes_a_slot_from_the_credit() {
+        let control = ControlLane::new();
+        let user = UserLane::<u32>::new(2);
+        user.try_send(1, &control).unwrap();
+        user.push_past_capacity(0, &control).unwrap();
+        // Senders still held credit for one slot; the marker took it.
+        assert_eq!(user.try_send(3, &control), Err((3, true)));
+        assert_eq!(user.len(), 2);
+    }
+
+    /// One step of the actor or a sender, for the model below.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Send,
+        Marker,
+        Handle,
+        Close,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => Just(Step::Send),
+            1 => Just(Step::Marker),
+            5 => Just(Step::Handle),
+            1 => Just(Step::Close),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of sends, markers, handled messages and a close, `try_send`
+        /// says full exactly when the messages waiting (in the lane and the batch) fill the
+        /// capacity, `len` counts them, and messages come out in the order they went in.
+        #[test]
+        fn the_lane_matches_a_plain_count(
+            capacity in 1usize..6,
+            steps in proptest::collection::vec(step(), 0..80),
+        ) {
+            let control = ControlLane::new();
+            let user = UserLane::<u32>::new(capacity);
+            let mut batch = VecDeque::new();
+            let (mut waiting, mut closed, mut next, mut expect) = (0usize, false, 0u32, 0u32);
+            for s in steps {
+                match s {
+                    Step::Send => {
+                        let res = user.try_send(next, &control);
+                        match (closed, waiting >= capacity) {
+                            (true, _) => proptest::prop_assert_eq!(res, Err((next, false))),
+                            (false, true) => proptest::prop_assert_eq!(res, Err((next, true))),
+                            (false, false) => {
+                                proptest::prop_assert_eq!(res, Ok(()));
+                                waiting += 1;
+                                next += 1;
+                            }
+                        }
+                    }
+                    Step::Marker => {
+                        let res = user.push_past_capacity(next, &control);
+                        proptest::prop_assert_eq!(res.is_ok(), !closed);
+                        if !closed {
+                            waiting += 1;
+                            next += 1;
+                        }
+                    }
+                    Step::Handle => {
+                        if batch.is_empty() {
+                            proptest::prop_assert_eq!(user.has_waiting(), waiting > 0);
+                            user.take_batch(&mut batch);
+                        }
+                        if let Some(m) = batch.pop_front() {
+                            user.taken();
+                            proptest::prop_assert_eq!(m, expect);
+                            expect += 1;
+                            waiting -= 1;
+                        }
+                    }
+                    Step::Close => {
+                        proptest::prop_assert_eq!(user.close(&mut batch, |_| true), waiting);
+                        closed = true;
+                        waiting = 0;
+                        expect = next;
+                    }
+                }
+                proptest::prop_assert_eq!(user.len(), waiting);
+            }
+        }
     }
 
     #[test]

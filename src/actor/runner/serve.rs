@@ -21,33 +21,51 @@ const BATCH: u32 = 64;
 type Deadline = Option<Pin<Box<tokio::time::Sleep>>>;
 
 impl<A: Service> Runner<A> {
-    /// Serves user messages until a control message arrives; returns it.
+    /// Serves user messages until a control message arrives; returns it. The slots freed are
+    /// offered to waiting senders before the actor waits for anything (see
+    /// `UserLane::offer_room`), and before it acts on the control message.
     pub(super) async fn serve(&mut self) -> Control {
         let cell = self.cell.clone();
         let user = &cell.user;
         let control = &cell.core.control;
         let mut handled = 0u32;
-        loop {
+        // Messages handled since the actor last parked.
+        let mut flowing = 0u32;
+        let ctrl = loop {
             if let Some(ctrl) = self.take_control() {
-                return ctrl;
+                break ctrl;
             }
             let Some(env) = self.next_message() else {
+                handled = 0;
+                user.offer_room();
+                if flowing > 1 {
+                    // A stream is flowing: its next message is likely a moment away. Let the
+                    // others run once before parking, which would cost that message's sender a
+                    // wake-up (messages one at a time, as in a ring or an ask, park at once).
+                    flowing = 0;
+                    yield_now().await;
+                    continue;
+                }
                 // Park on both lanes, control first. Parking lets the others run: the batch
                 // starts over.
-                handled = 0;
+                flowing = 0;
                 let seen = self.ctrl_seen;
                 std::future::poll_fn(|cx| control.poll_park(seen, cx, || user.has_waiting())).await;
                 continue;
             };
             if let Some(ctrl) = self.handle(env).await {
-                return ctrl;
+                break ctrl;
             }
+            flowing = flowing.saturating_add(1);
             handled += 1;
             if handled == BATCH {
                 handled = 0;
+                user.offer_room();
                 yield_now().await;
             }
-        }
+        };
+        user.offer_room();
+        ctrl
     }
 
     /// The next user message: from the batch taken off the lane, or from a new batch. Its slot
@@ -116,6 +134,7 @@ impl<A: Service> Runner<A> {
         {
             return res.err().map(Control::Crash);
         }
+        self.cell.user.offer_room();
         let core = &self.cell.core;
         boxed(wait_pending(
             fut,
