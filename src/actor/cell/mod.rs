@@ -116,8 +116,9 @@ pub(crate) struct Core {
     state_waiters: AtomicUsize,
     state_changed: Notify,
     restart_count: AtomicU32,
-    /// Made at the first crash: most services never crash, and an idle one should be small.
-    crash: Mutex<Option<Box<Crash>>>,
+    /// Crash records, a crash decider, background task names: made at first use (most
+    /// services never crash nor run a task), so an idle service stays small.
+    rare: Mutex<Option<Box<Rare>>>,
     /// How many times the service crashed, ever: an ask compares it with the count when it was
     /// sent, to tell "crashed meanwhile" from "stopped" however late it reads its answer.
     crashes: AtomicU32,
@@ -127,9 +128,6 @@ pub(crate) struct Core {
     /// What the parent noted about this child (a supervisor: its restart policy). Opaque to
     /// the kernel; kept here so that it survives the parent's own restart.
     parent_tag: AtomicU8,
-    /// Set by a parent that can answer its children's crashes in their own tasks (see
-    /// `decide.rs`): a supervisor restarting one for one.
-    decider: Mutex<Option<Arc<dyn CrashDecider>>>,
     /// Set as soon as a stop or crash is requested; cleared at each start.
     stopping: AtomicBool,
     /// The stop signal of the current run, made only when someone asks for it (a sleep, a
@@ -142,8 +140,6 @@ pub(crate) struct Core {
     /// service (see `Event::Spawned`) and handed back in the service's later events: the
     /// kernel only carries it.
     host_key: AtomicU64,
-    /// Names of the background tasks running now, for dumps (see `ServiceRef::task_names`).
-    tasks: Mutex<Vec<Arc<str>>>,
     /// Who watches this service (see `watch.rs`).
     pub(crate) watchers: Watchers,
     /// The System's observation switch (see `observe.rs`).
@@ -201,18 +197,16 @@ impl Core {
             state_waiters: AtomicUsize::new(0),
             state_changed: Notify::new(),
             restart_count: AtomicU32::new(0),
-            crash: Mutex::new(None),
+            rare: Mutex::new(None),
             crashes: AtomicU32::new(0),
             parent_decides_stops: AtomicBool::new(false),
             parent_tag: AtomicU8::new(0),
-            decider: Mutex::new(None),
             stopping: AtomicBool::new(false),
             stop_token: Mutex::new(None),
             shutdown_set: AtomicBool::new(false),
             shutdown_notify: Notify::new(),
             dead_letters: AtomicU64::new(0),
             host_key: AtomicU64::new(0),
-            tasks: Mutex::new(Vec::new()),
             watchers: Watchers::new(),
             observe: init.observe,
             stats: StatsSlot::default(),
@@ -288,8 +282,8 @@ impl Core {
     /// What the service has done so far.
     pub(crate) fn stats_snapshot(&self, queued: usize) -> ServiceStats {
         let last_crash = {
-            let crash = lock(&self.crash);
-            match crash.as_deref().map(|c| (&c.last, c.last_at)) {
+            let rare = lock(&self.rare);
+            match rare.as_deref().map(|c| (&c.last, c.last_at)) {
                 Some((Some(reason), Some(at))) => Some(CrashRecord {
                     at,
                     reason: reason.clone(),
@@ -311,27 +305,29 @@ impl Core {
         if self.crashes.load(Ordering::SeqCst) == 0 {
             return None;
         }
-        lock(&self.crash).as_deref()?.current.clone()
+        lock(&self.rare).as_deref()?.current.clone()
     }
 
     /// Records `reason` unless the service already crashed (the first reason wins, as in Mode).
     pub(crate) fn record_crash(&self, reason: CrashReason) -> CrashReason {
-        let mut guard = lock(&self.crash);
-        let crash = guard.get_or_insert_with(Box::default);
-        if let Some(current) = &crash.current {
-            return current.clone();
+        {
+            let mut guard = lock(&self.rare);
+            let rare = guard.get_or_insert_with(Box::default);
+            if let Some(current) = &rare.current {
+                return current.clone();
+            }
+            rare.current = Some(reason.clone());
+            rare.last = Some(reason.clone());
+            rare.last_at = Some(SystemTime::now());
+            self.crashes.fetch_add(1, Ordering::SeqCst);
         }
-        crash.current = Some(reason.clone());
-        crash.last = Some(reason.clone());
-        crash.last_at = Some(SystemTime::now());
-        self.crashes.fetch_add(1, Ordering::SeqCst);
         meter::crashed(self);
         reason
     }
 
     pub(crate) fn clear_crash(&self) {
-        if let Some(crash) = lock(&self.crash).as_deref_mut() {
-            crash.current = None;
+        if let Some(rare) = lock(&self.rare).as_deref_mut() {
+            rare.current = None;
         }
     }
 
@@ -350,12 +346,19 @@ impl Core {
     /// Installs, replaces or (`None`) removes the decider this service's crashed children ask
     /// first.
     pub(crate) fn set_decider(&self, decider: Option<Arc<dyn CrashDecider>>) {
-        *lock(&self.decider) = decider;
+        let mut guard = lock(&self.rare);
+        match (guard.as_deref_mut(), decider) {
+            (Some(rare), decider) => rare.decider = decider,
+            (None, Some(decider)) => {
+                guard.get_or_insert_with(Box::default).decider = Some(decider);
+            }
+            (None, None) => {}
+        }
     }
 
     /// The decider this service's crashed children ask first, if it installed one.
     pub(crate) fn decider(&self) -> Option<Arc<dyn CrashDecider>> {
-        lock(&self.decider).clone()
+        lock(&self.rare).as_deref()?.decider.clone()
     }
 
     /// What the parent noted about this child (0: nothing).
@@ -443,8 +446,8 @@ impl Core {
     /// the service is crashed or crashed since (even if a restart has cleared the reason by
     /// the time the requester reads this), else `Stopped`.
     pub(crate) fn gone_error_since(&self, epoch: u32) -> Error {
-        let crash = lock(&self.crash);
-        let reason = match crash.as_deref().map(|c| (&c.current, &c.last)) {
+        let rare = lock(&self.rare);
+        let reason = match rare.as_deref().map(|c| (&c.current, &c.last)) {
             Some((Some(current), _)) => Some(current.clone()),
             Some((None, Some(last))) if self.crashes.load(Ordering::SeqCst) != epoch => {
                 Some(last.clone())
@@ -561,18 +564,25 @@ impl Core {
     }
 
     pub(crate) fn task_started(&self, name: &Arc<str>) {
-        lock(&self.tasks).push(name.clone());
+        let mut guard = lock(&self.rare);
+        guard
+            .get_or_insert_with(Box::default)
+            .tasks
+            .push(name.clone());
     }
 
     pub(crate) fn task_ended(&self, name: &Arc<str>) {
-        let mut tasks = lock(&self.tasks);
-        if let Some(i) = tasks.iter().position(|t| Arc::ptr_eq(t, name)) {
-            tasks.remove(i);
+        if let Some(rare) = lock(&self.rare).as_deref_mut()
+            && let Some(i) = rare.tasks.iter().position(|t| Arc::ptr_eq(t, name))
+        {
+            rare.tasks.remove(i);
         }
     }
 
     pub(crate) fn task_names(&self) -> Vec<String> {
-        lock(&self.tasks).iter().map(|t| t.to_string()).collect()
+        let guard = lock(&self.rare);
+        let tasks = guard.as_deref().map_or(&[][..], |rare| &rare.tasks[..]);
+        tasks.iter().map(|t| t.to_string()).collect()
     }
 
     pub(crate) fn dead_letter_count(&self) -> u64 {
@@ -603,15 +613,21 @@ impl Core {
     }
 }
 
-/// The crash reason of the current run, and of the latest crash ever.
+/// What most services never need, boxed at first use: the crash reason of the current run
+/// and of the latest crash ever, a crash decider, the names of background tasks.
 #[derive(Default)]
-struct Crash {
-    /// Cleared by a restart.
+struct Rare {
+    /// The crash reason of the current run. Cleared by a restart.
     current: Option<CrashReason>,
-    /// Kept across restarts, for requests that read their answer late.
+    /// The latest crash ever, kept across restarts for requests that read their answer late.
     last: Option<CrashReason>,
     /// When `last` happened.
     last_at: Option<SystemTime>,
+    /// Set by a parent that can answer its children's crashes in their own tasks (see
+    /// `decide.rs`): a supervisor restarting one for one.
+    decider: Option<Arc<dyn CrashDecider>>,
+    /// Names of the background tasks running now, for dumps (see `ServiceRef::task_names`).
+    tasks: Vec<Arc<str>>,
 }
 
 /// Decrements the waiter count when a wait ends or is dropped.
