@@ -186,11 +186,11 @@ async fn an_ask_storm_during_a_stop_resolves_every_ask() {
     f.system.shutdown().await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_sender_waiting_for_room_still_gets_room_while_the_service_runs() {
-    // The release at the end must not disturb ordinary backpressure: a waiting sender is
-    // queued as soon as a slot frees, and its message is handled.
-    let f = full_mailbox(2).await;
+/// A tell waits for room in a full mailbox of `capacity`; the held handler finishes and the
+/// next one enters and waits on the gate: the slot it freed must reach the waiting tell, whose
+/// message is then handled like the others.
+async fn one_freed_slot_lets_a_waiting_tell_in(capacity: usize) {
+    let f = full_mailbox(capacity).await;
     let waiter = tokio::spawn({
         let addr = f.addr.clone();
         async move { addr.tell(Work).await.is_ok() }
@@ -199,38 +199,32 @@ async fn a_sender_waiting_for_room_still_gets_room_while_the_service_runs() {
     assert!(!waiter.is_finished());
     f.gate.add_permits(1); // the held one finishes; a queued one enters; a slot frees
     f.entered.notified().await;
-    assert!(waiter.await.unwrap(), "the waiting tell got its slot");
-    f.gate.add_permits(100);
-    // An ask queues behind everything told before it: once it is answered, all was handled.
-    f.addr.ask(Work).await.unwrap();
-    f.addr.stop().await.unwrap();
-    assert_eq!(f.handled.load(Ordering::SeqCst), 5);
-    assert_eq!(f.system.dead_letters().total, 0);
-    f.system.shutdown().await.unwrap();
-}
-
-#[tokio::test(start_paused = true)]
-async fn in_a_large_mailbox_a_waiting_sender_gets_the_slot_freed_before_a_handler_waits() {
-    // Freed slots are offered to waiting senders a few at a time, but always before the actor
-    // waits for anything: here one slot frees, then the next handler waits on the gate.
-    let f = full_mailbox(64).await;
-    let waiter = tokio::spawn({
-        let addr = f.addr.clone();
-        async move { addr.tell(Work).await.is_ok() }
-    });
-    settle().await;
-    assert!(!waiter.is_finished());
-    f.gate.add_permits(1); // the held one finishes; the next one enters and waits
-    f.entered.notified().await;
     let got_in = tokio::time::timeout(Duration::from_secs(10), waiter).await;
     assert!(
         got_in.expect("the waiting tell got its slot").unwrap(),
         "the tell was queued"
     );
-    f.gate.add_permits(100);
+    f.gate.add_permits(1000);
+    // An ask queues behind everything told before it: once it is answered, all was handled.
     f.addr.ask(Work).await.unwrap();
     f.addr.stop().await.unwrap();
-    assert_eq!(f.handled.load(Ordering::SeqCst), 67);
+    // The held one, the `capacity` queued, the waiting tell and the ask.
+    assert_eq!(f.handled.load(Ordering::SeqCst), capacity as u64 + 3);
     assert_eq!(f.system.dead_letters().total, 0);
     f.system.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sender_waiting_for_room_still_gets_room_while_the_service_runs() {
+    // The release at the end must not disturb ordinary backpressure: a waiting sender is
+    // queued as soon as a slot frees, and its message is handled.
+    one_freed_slot_lets_a_waiting_tell_in(2).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_a_large_mailbox_a_waiting_sender_gets_the_slot_freed_before_a_handler_waits() {
+    // Freed slots are offered to waiting senders a few at a time (an eighth of this lane is 8),
+    // but always before the actor waits for anything: here one slot frees, then the next
+    // handler waits on the gate.
+    one_freed_slot_lets_a_waiting_tell_in(64).await;
 }
