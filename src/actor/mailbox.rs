@@ -661,6 +661,72 @@ mod tests {
         assert_eq!(user.len(), 2);
     }
 
+    /// Producers waiting for room and an actor taking, parking and offering as the runner
+    /// does, on two worker threads: every message arrives, in each producer's order, and
+    /// nobody waits forever (a lost wake-up would end in the timeout).
+    #[test]
+    fn senders_and_the_actor_on_two_threads_lose_no_message_and_no_wake_up() {
+        const PRODUCERS: u32 = 4;
+        const EACH: u32 = 3_000;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        for capacity in [1, 2, 3, 9, 64] {
+            let control = std::sync::Arc::new(ControlLane::new());
+            let user = std::sync::Arc::new(UserLane::<(u32, u32)>::new(capacity));
+            let producers: Vec<_> = (0..PRODUCERS)
+                .map(|p| {
+                    let (user, control) = (user.clone(), control.clone());
+                    rt.spawn(async move {
+                        for i in 0..EACH {
+                            user.send((p, i), &control).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            let actor = rt.spawn({
+                let (user, control) = (user.clone(), control.clone());
+                async move {
+                    let mut batch = VecDeque::new();
+                    let mut next = [0u32; PRODUCERS as usize];
+                    let mut left = PRODUCERS * EACH;
+                    while left > 0 {
+                        if let Some((p, i)) = batch.pop_front() {
+                            user.taken();
+                            assert_eq!(i, next[p as usize], "producer {p}'s order");
+                            next[p as usize] += 1;
+                            left -= 1;
+                            if left.is_multiple_of(97) {
+                                user.offer_room();
+                                tokio::task::yield_now().await;
+                            }
+                        } else if !user.take_batch(&mut batch) {
+                            user.offer_room();
+                            std::future::poll_fn(|cx| {
+                                control.poll_park(0, cx, || user.has_waiting())
+                            })
+                            .await;
+                        }
+                    }
+                }
+            });
+            rt.block_on(async {
+                let all = async {
+                    for p in producers {
+                        p.await.unwrap();
+                    }
+                    actor.await.unwrap();
+                };
+                tokio::time::timeout(std::time::Duration::from_secs(60), all)
+                    .await
+                    .unwrap_or_else(|_| panic!("capacity {capacity}: a lost wake-up"));
+            });
+            assert_eq!(user.len(), 0);
+        }
+    }
+
     /// One step of the actor or a sender, for the model below.
     #[derive(Debug, Clone)]
     enum Step {
