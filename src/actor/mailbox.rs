@@ -448,7 +448,9 @@ impl<E> UserLane<E> {
 
     /// The free slots, counted afresh. Called under the lock, so `pushed` is stable.
     fn room_now(&self) -> usize {
-        // Paired with the actor's store of `popped` then load of `waiting` (see `taken`).
+        // Paired with the actor's store of `popped`, fence, then load of `waiting` (see
+        // `offer_room`): a sender that enlisted as waiting before this count either sees the
+        // slots freed or is seen waiting.
         let popped = self.popped.load(Ordering::SeqCst);
         let waiting = self.pushed.load(Ordering::Relaxed).wrapping_sub(popped);
         self.capacity.saturating_sub(waiting)
