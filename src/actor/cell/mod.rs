@@ -347,12 +347,9 @@ impl Core {
     /// first.
     pub(crate) fn set_decider(&self, decider: Option<Arc<dyn CrashDecider>>) {
         let mut guard = lock(&self.rare);
-        match (guard.as_deref_mut(), decider) {
-            (Some(rare), decider) => rare.decider = decider,
-            (None, Some(decider)) => {
-                guard.get_or_insert_with(Box::default).decider = Some(decider);
-            }
-            (None, None) => {}
+        // Removing a decider never installed makes nothing.
+        if guard.is_some() || decider.is_some() {
+            guard.get_or_insert_with(Box::default).decider = decider;
         }
     }
 

@@ -38,17 +38,15 @@ impl<A: Service> Runner<A> {
             let Some(env) = self.next_message() else {
                 handled = 0;
                 user.offer_room();
-                if flowing > 1 {
+                if std::mem::take(&mut flowing) > 1 {
                     // A stream is flowing: its next message is likely a moment away. Let the
                     // others run once before parking, which would cost that message's sender a
                     // wake-up (messages one at a time, as in a ring or an ask, park at once).
-                    flowing = 0;
                     yield_now().await;
                     continue;
                 }
                 // Park on both lanes, control first. Parking lets the others run: the batch
                 // starts over.
-                flowing = 0;
                 let seen = self.ctrl_seen;
                 std::future::poll_fn(|cx| control.poll_park(seen, cx, || user.has_waiting())).await;
                 continue;
