@@ -69,6 +69,24 @@ pub(crate) struct SystemInner {
     failure: std::sync::Mutex<Option<Error>>,
     /// Held while a root is adopted (see `Context::adopt`).
     adoption: std::sync::Mutex<()>,
+    /// Dropped with the System: ends its [`Reaper`]'s task.
+    _reaper: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Lives in a task of its own on the System's runtime, until the System is gone. A service
+/// with no tokio task of its own (dormant since its start, or a child never started) is not
+/// dropped by the runtime's shutdown as a task would be; if the runtime shuts down first, it
+/// drops this, which drops them.
+struct Reaper(std::sync::Weak<SystemInner>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            for service in inner.directory.all() {
+                service.core().control.drop_dormant();
+            }
+        }
+    }
 }
 
 impl fmt::Debug for System {
@@ -108,7 +126,9 @@ impl System {
         let registry = Registry::new(directory.clone());
         let (registry, launch) =
             runner::build(ServiceSpec::new(registry).internal(), None, observe.clone());
+        let (reaper, system_gone) = tokio::sync::oneshot::channel::<()>();
         let inner = Arc::new(SystemInner {
+            _reaper: reaper,
             handle,
             directory,
             tracker: TaskTracker::new(),
@@ -120,6 +140,11 @@ impl System {
             observe,
             failure: std::sync::Mutex::new(None),
             adoption: std::sync::Mutex::new(()),
+        });
+        let reaper = Reaper(Arc::downgrade(&inner));
+        inner.handle.spawn(async move {
+            let _reaper = reaper;
+            let _ = system_gone.await;
         });
         let system = System { inner };
         launch.spawn(&system.host());
@@ -183,15 +208,9 @@ impl System {
         let observe = self.inner.observe.clone();
         // Entered in the directory (a root) as it is launched, before its start.
         let (addr, launch) = runner::build(service.into_spec(), None, observe);
-        // Started by its own task as its first act: no trip through the control lane.
-        let (reply, started) = tokio::sync::oneshot::channel();
-        let epoch = addr.core().crash_epoch();
-        let answer = addr.core().answer(started, epoch);
-        match launch.spawn_started(&host, reply) {
-            // Driven here through its start: no round trip to a task of its own.
-            Some(inline) => inline.drive(answer).await?,
-            None => answer.await?,
-        };
+        // Started by its own task as its first act: no trip through the control lane, and
+        // driven here through its start: no round trip to a task of its own.
+        runner::start_launched(addr.core(), |reply| launch.spawn_started(&host, reply)).await?;
         Ok(addr)
     }
 
@@ -436,6 +455,36 @@ mod tests {
         // Every close one, closest first.
         assert_eq!(closest("websoc", known()), ["websockets"]);
         assert_eq!(closest("websocker", known()), ["websockets", "webserver"]);
+    }
+
+    struct Plain;
+    impl crate::Service for Plain {}
+
+    /// A service's waker while it has no tokio task of its own is its cell: a stopped service
+    /// must not keep it (its cell would keep itself alive). Stopped while dormant (driven by
+    /// the stop), or after a message launched its task, its cell is freed with the last
+    /// address.
+    #[tokio::test]
+    async fn a_stopped_service_leaves_no_cell_behind() {
+        let system = System::new();
+        for woken in [false, true] {
+            let addr = system.spawn(Plain).await.unwrap();
+            if woken {
+                addr.send_lifecycle(crate::Lifecycle::Start).unwrap();
+                tokio::task::yield_now().await;
+            }
+            let cell = Arc::downgrade(addr.cell());
+            addr.stop().await.unwrap();
+            drop(addr);
+            tokio::time::timeout(std::time::Duration::from_secs(10), async {
+                while cell.strong_count() > 0 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("woken {woken}: the stopped service's cell is still held"));
+        }
+        system.shutdown().await.unwrap();
     }
 }
 

@@ -34,15 +34,19 @@
 //!   waiter reads the reason from the cell.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context as TaskContext, Poll};
+use std::task::{Context as TaskContext, Poll, Waker};
 
 use futures::task::AtomicWaker;
+use tokio::runtime::Handle;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
 
 use super::error::{CrashReason, Error};
+use super::runner::{self, Inline};
 use super::watch::Down;
 
 /// Default capacity of a service's user lane.
@@ -192,12 +196,45 @@ pub(crate) struct ControlLane {
 struct Slots {
     first: Option<Control>,
     rest: VecDeque<Control>,
-    /// The actor's task, not launched yet (see [`ControlLane::launch_on_first_send`]).
-    launch: Option<Launch>,
+    /// The actor's task while it has no tokio task of its own.
+    dormant: Dormant,
 }
 
-/// Launches an actor's task.
-pub(crate) type Launch = Box<dyn FnOnce() + Send>;
+/// An actor's task that has no tokio task of its own (yet).
+#[derive(Default)]
+enum Dormant {
+    /// It has one, or has ended.
+    #[default]
+    No,
+    /// Not launched yet (see [`ControlLane::launch_on_first_send`]).
+    Unlaunched(Launch),
+    /// Being polled by another task, through its start (see `runner::Inline`). `woken`: its
+    /// waker was woken since that task last polled it; `by`: that task's waker.
+    Driven { woken: bool, by: Waker },
+    /// Parked after its start: launched on the runtime by its first wake-up.
+    Parked(ParkedTask),
+}
+
+/// What a control send does to wake the actor.
+enum Woke {
+    Wake,
+    Launch(Launch),
+    Drive(ParkedTask),
+}
+
+/// A dormant actor's task and where to launch it.
+pub(crate) struct ParkedTask {
+    pub(crate) task: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub(crate) runtime: Handle,
+    /// The actor's waker while it has no tokio task: its cell, which calls
+    /// [`ControlLane::wake_dormant`].
+    pub(crate) waker: Waker,
+}
+
+/// Launches an actor's task; given a reply, the task starts the service at once and answers
+/// it, and may be handed back to be driven by the caller through that start (see
+/// `runner::Inline`).
+pub(crate) type Launch = Box<dyn FnOnce(Option<Reply>) -> Option<Inline> + Send>;
 
 impl ControlLane {
     pub(crate) fn new() -> Self {
@@ -212,7 +249,19 @@ impl ControlLane {
 
     /// Queues a control message and wakes the actor. Returns it if the mailbox is closed.
     pub(crate) fn send(&self, msg: Control) -> Result<(), Control> {
-        let launch = {
+        self.send_inner(msg, false).map(|_| ())
+    }
+
+    /// [`send`](Self::send) from a sender that waits for the answer: if `drive`, the actor is
+    /// dormant (parked with no tokio task, see `runner::Inline`) and the sender runs on its
+    /// runtime, the actor's task is handed to the sender to drive through the request instead
+    /// of being launched.
+    pub(crate) fn send_driven(&self, msg: Control, drive: bool) -> Result<Option<Inline>, Control> {
+        self.send_inner(msg, drive)
+    }
+
+    fn send_inner(&self, msg: Control, drive: bool) -> Result<Option<Inline>, Control> {
+        let woke = {
             let mut queue = lock(&self.queue);
             if self.closed.load(Ordering::Acquire) {
                 return Err(msg);
@@ -222,25 +271,137 @@ impl ControlLane {
             } else {
                 queue.rest.push_back(msg);
             }
-            queue.launch.take()
+            match std::mem::take(&mut queue.dormant) {
+                Dormant::Unlaunched(launch) => Woke::Launch(launch),
+                Dormant::Parked(task) if drive && runner::may_drive(&task.runtime) => {
+                    Woke::Drive(task)
+                }
+                // A parked task is launched by the wake-up below.
+                other => {
+                    queue.dormant = other;
+                    Woke::Wake
+                }
+            }
         };
         self.sent.fetch_add(1, Ordering::SeqCst);
-        // The actor registers before it reads `sent`: either it sees this send, or this wakes it.
-        self.waker.wake();
-        if let Some(launch) = launch {
-            // Its task finds the message queued.
-            launch();
+        match woke {
+            // Its first poll, by the sender, finds the message queued.
+            Woke::Drive(task) => return Ok(Some(Inline::new(task))),
+            // The actor registers before it reads `sent`: either it sees this send, or this
+            // wakes it.
+            Woke::Wake => self.waker.wake(),
+            Woke::Launch(launch) => {
+                self.waker.wake();
+                // Its task finds the message queued.
+                let inline = launch(None);
+                debug_assert!(
+                    inline.is_none(),
+                    "only a launch that starts is driven inline"
+                );
+            }
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// Keeps the actor's task unlaunched until the first control message is sent (a child
-    /// waiting for its parent's start, or a stop): the task is launched by that send, from
-    /// the sender's thread, so its set-up and its start run in one go where the sender runs,
-    /// with no wake-up of another worker. User messages wait in their lane meanwhile, as they
-    /// would for any service not started yet.
+    /// Keeps the actor's task unlaunched until its parent's start takes it (see
+    /// [`take_launch`](Self::take_launch)) or the first control message is sent (a stop, a
+    /// start by someone else): the task is launched by that send, from the sender's thread,
+    /// so its set-up and its start run in one go where the sender runs, with no wake-up of
+    /// another worker. User messages wait in their lane meanwhile, as they would for any
+    /// service not started yet.
     pub(crate) fn launch_on_first_send(&self, launch: Launch) {
-        lock(&self.queue).launch = Some(launch);
+        lock(&self.queue).dormant = Dormant::Unlaunched(launch);
+    }
+
+    /// The actor's task, if nothing launched it yet (no control message was ever sent, and
+    /// the lane is open): whoever takes it launches it.
+    pub(crate) fn take_launch(&self) -> Option<Launch> {
+        let mut queue = lock(&self.queue);
+        match std::mem::take(&mut queue.dormant) {
+            Dormant::Unlaunched(launch) => Some(launch),
+            other => {
+                queue.dormant = other;
+                None
+            }
+        }
+    }
+
+    /// The actor's task is about to be polled by the task `by` wakes (see `runner::Inline`):
+    /// a wake-up of the actor wakes `by` until [`end_drive`](Self::end_drive).
+    pub(crate) fn drive_by(&self, by: &Waker) {
+        let mut queue = lock(&self.queue);
+        match &mut queue.dormant {
+            Dormant::Driven { woken, by: was } => {
+                *woken = false;
+                if !was.will_wake(by) {
+                    *was = by.clone();
+                }
+            }
+            dormant => {
+                *dormant = Dormant::Driven {
+                    woken: false,
+                    by: by.clone(),
+                }
+            }
+        }
+    }
+
+    /// The task driven since [`drive_by`](Self::drive_by), not finished, is left to itself:
+    /// parked until its first wake-up, or launched now if it was woken meanwhile.
+    /// `None`: the task ended while driven.
+    pub(crate) fn end_drive(&self, task: Option<ParkedTask>) {
+        let mut queue = lock(&self.queue);
+        let woken = match queue.dormant {
+            Dormant::Driven { woken, .. } => woken,
+            _ => true,
+        };
+        match task {
+            Some(task) if !woken => queue.dormant = Dormant::Parked(task),
+            Some(task) => {
+                queue.dormant = Dormant::No;
+                drop(queue);
+                task.runtime.spawn(task.task);
+            }
+            None => queue.dormant = Dormant::No,
+        }
+    }
+
+    /// Drops the actor's task if it has no tokio task of its own (never launched, or parked
+    /// dormant): for the host, when the runtime that would have dropped it shuts down.
+    pub(crate) fn drop_dormant(&self) {
+        let dormant = {
+            let mut queue = lock(&self.queue);
+            match std::mem::take(&mut queue.dormant) {
+                driven @ Dormant::Driven { .. } => {
+                    queue.dormant = driven;
+                    return;
+                }
+                other => other,
+            }
+        };
+        // Dropped outside the lock: the task's drop drops the service.
+        drop(dormant);
+    }
+
+    /// The actor's waker while it has no tokio task of its own: launches a parked task, or
+    /// wakes the task that drives it.
+    pub(crate) fn wake_dormant(&self) {
+        let mut queue = lock(&self.queue);
+        match std::mem::take(&mut queue.dormant) {
+            Dormant::Parked(task) => {
+                drop(queue);
+                task.runtime.spawn(task.task);
+            }
+            Dormant::Driven { by, .. } => {
+                queue.dormant = Dormant::Driven {
+                    woken: true,
+                    by: by.clone(),
+                };
+                drop(queue);
+                by.wake();
+            }
+            other => queue.dormant = other,
+        }
     }
 
     /// How many control messages were ever queued; compared with the receiver's own count.
@@ -306,7 +467,12 @@ impl ControlLane {
     pub(crate) fn close(&self) -> Vec<Control> {
         let mut queue = lock(&self.queue);
         self.closed.store(true, Ordering::Release);
-        let Slots { first, rest, .. } = std::mem::take(&mut *queue);
+        // Only the actor's own task closes its lane: it is running, so its dormant state stays.
+        // It will not park again: the waker it registered goes (a dormant actor's waker is its
+        // own cell, which it must not keep alive).
+        drop(self.waker.take());
+        let first = queue.first.take();
+        let rest = std::mem::take(&mut queue.rest);
         first.into_iter().chain(rest).collect()
     }
 }

@@ -217,6 +217,11 @@ impl Directory {
         self.shard(shard).remove(slot, service.id());
     }
 
+    /// Every live service, in no particular order.
+    pub(crate) fn all(&self) -> Vec<ServiceRef> {
+        self.collect(|e| Some(e.service.clone()))
+    }
+
     /// The live roots, in creation order.
     pub(crate) fn roots(&self) -> Vec<ServiceRef> {
         let mut roots = self.collect(|e| e.is_root().then(|| (e.seq, e.service.clone())));

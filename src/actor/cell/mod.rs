@@ -508,10 +508,16 @@ impl Core {
         }
         let epoch = self.crash_epoch();
         let (tx, rx) = oneshot::channel();
-        if self.control.send(make(tx)).is_err() {
-            return Err(self.gone_error());
-        }
-        rx.await.map_err(|_| self.gone_error_since(epoch))
+        // Not while it has background tasks: they go first, as they would if the actor's own
+        // task were woken (a stop's signal wakes them before the request reaches the actor).
+        let drive = !self.has_tasks();
+        let answer = match self.control.send_driven(make(tx), drive) {
+            Err(_) => return Err(self.gone_error()),
+            // A dormant actor is driven here through the request (see `runner::Inline`).
+            Ok(Some(inline)) => inline.drive(&self.control, rx).await,
+            Ok(None) => rx.await,
+        };
+        answer.map_err(|_| self.gone_error_since(epoch))
     }
 
     /// The answer to a request sent at crash `epoch` on `rx`; if the actor could no longer
@@ -574,6 +580,13 @@ impl Core {
         {
             rare.tasks.remove(i);
         }
+    }
+
+    /// Whether any of the service's background tasks is running.
+    pub(crate) fn has_tasks(&self) -> bool {
+        lock(&self.rare)
+            .as_deref()
+            .is_some_and(|rare| !rare.tasks.is_empty())
     }
 
     pub(crate) fn task_names(&self) -> Vec<String> {
@@ -640,6 +653,17 @@ impl Drop for WaiterGuard<'_> {
 pub(crate) struct Cell<A: Service> {
     pub(crate) core: Core,
     pub(crate) user: UserLane<BoxEnvelope<A>>,
+}
+
+/// The actor's waker while its task has no tokio task of its own (see `runner::Inline`).
+impl<A: Service> std::task::Wake for Cell<A> {
+    fn wake(self: Arc<Self>) {
+        self.core.control.wake_dormant();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.core.control.wake_dormant();
+    }
 }
 
 /// The cell with its service type erased, for [`ServiceRef`](crate::ServiceRef).

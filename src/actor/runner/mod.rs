@@ -57,7 +57,7 @@ use super::context::{Context, Phase};
 use super::error::{BoxError, CrashReason, Error, Hook, SharedError};
 use super::handler::BoxEnvelope;
 use super::host::{Event, Host};
-use super::mailbox::{Control, Reply, UserLane};
+use super::mailbox::{Control, ControlLane, ParkedTask, Reply, UserLane};
 use super::observe::Observe;
 use super::service::Service;
 use super::service::short_type_name;
@@ -154,7 +154,7 @@ impl<A: Service> Launch<A> {
     /// own thread. The host counts the task until it ends.
     pub(crate) fn spawn(self, host: &Arc<dyn Host>) {
         self.report(host);
-        let inline = self.spawn_with(host, None);
+        let inline = self.spawn_with(host, None, false);
         debug_assert!(
             inline.is_none(),
             "only a spawn that starts is driven inline"
@@ -167,18 +167,22 @@ impl<A: Service> Launch<A> {
     /// [`Inline`]), which saves the round trip of a spawn that waits for its start.
     pub(crate) fn spawn_started(self, host: &Arc<dyn Host>, reply: Reply) -> Option<Inline> {
         self.report(host);
-        self.spawn_with(host, Some(reply))
+        self.spawn_with(host, Some(reply), true)
     }
 
     /// [`spawn`](Self::spawn) deferred: the service is reported now, and its task launched by
-    /// the first control message it is sent (see `ControlLane::launch_on_first_send`).
+    /// the first control message it is sent (see `ControlLane::launch_on_first_send`), or by
+    /// its parent's start, which takes the launch and starts it as a spawn does (see
+    /// [`start_launched`]).
     fn spawn_on_first_control(self, host: &Arc<dyn Host>) {
         self.report(host);
         let host = host.clone();
         let cell = self.addr.cell().clone();
-        cell.core.control.launch_on_first_send(Box::new(move || {
-            self.spawn_with(&host, None);
-        }));
+        cell.core
+            .control
+            .launch_on_first_send(Box::new(move |first_start| {
+                self.spawn_with(&host, first_start, false)
+            }));
     }
 
     /// Reports the new service to `host` (its own services excepted).
@@ -190,7 +194,15 @@ impl<A: Service> Launch<A> {
         }
     }
 
-    fn spawn_with(self, host: &Arc<dyn Host>, first_start: Option<Reply>) -> Option<Inline> {
+    /// Launches the task, which starts the service first if given `first_start`. `by_spawner`:
+    /// that start was asked for by the spawner, not by the parent (a start that fails then
+    /// tells the parent, if the service has one by then).
+    fn spawn_with(
+        self,
+        host: &Arc<dyn Host>,
+        first_start: Option<Reply>,
+        by_spawner: bool,
+    ) -> Option<Inline> {
         let Launch {
             actor,
             addr,
@@ -206,7 +218,8 @@ impl<A: Service> Launch<A> {
         // Only a service on its own thread names its thread (`arc` allocates for a static label).
         let thread_setup = own_thread.then(|| (core.settings.shutdown_timeout(), core.label.arc()));
         let board = (!own_thread).then(|| core.observe.busy.clone());
-        let spawn_start = first_start.is_some();
+        let starts = first_start.is_some();
+        let cell = addr.cell().clone();
         let mut runner = Runner {
             actor,
             cell: addr.cell().clone(),
@@ -221,8 +234,8 @@ impl<A: Service> Launch<A> {
             held_stops: Vec::new(),
             parent_let_go: false,
             own_thread,
+            spawn_start: starts && by_spawner,
             first_start,
-            spawn_start: false,
             #[cfg(feature = "testkit")]
             faults,
         };
@@ -245,11 +258,13 @@ impl<A: Service> Launch<A> {
                 answer_all(answers);
             });
             let runtime = host.runtime();
-            let here = Handle::try_current().is_ok_and(|h| h.id() == runtime.id());
-            if spawn_start && here {
+            if starts && may_drive(runtime) {
                 return Some(Inline {
-                    task: Some(Box::pin(fut)),
-                    runtime: runtime.clone(),
+                    task: Some(ParkedTask {
+                        task: Box::pin(fut),
+                        runtime: runtime.clone(),
+                        waker: std::task::Waker::from(cell),
+                    }),
                 });
             }
             runtime.spawn(fut);
@@ -258,31 +273,67 @@ impl<A: Service> Launch<A> {
     }
 }
 
+/// Launches a service's task by `launch`, which starts it at once and answers on the reply it
+/// is given, and waits for that answer: driving the task here through its start when `launch`
+/// hands it back (see [`Inline`]).
+pub(crate) async fn start_launched(
+    core: &Core,
+    launch: impl FnOnce(Reply) -> Option<Inline>,
+) -> Result<bool, Error> {
+    let epoch = core.crash_epoch();
+    let (reply, started) = tokio::sync::oneshot::channel();
+    let answer = core.answer(started, epoch);
+    match launch(reply) {
+        Some(inline) => inline.drive(&core.control, answer).await,
+        None => answer.await,
+    }
+}
+
 /// An actor's task, not spawned yet, that its spawner drives in its own task until the start
-/// it waits for is answered; then (or if the spawner goes away first) the task is spawned on
-/// the host's runtime. The start runs exactly as it would in a task of its own: same hooks,
-/// same order, same task-local scope, the same blocking detector; only the two task switches
-/// of a round trip are saved.
-///
-/// A future that was polled here and moved into a task of its own is then polled by that
-/// task at once, which re-registers its wakers: a stale wake of the spawner is harmless.
+/// it waits for is answered (see [`drive`](Self::drive)). Dropped undriven, it is spawned.
 pub(crate) struct Inline {
-    task: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-    runtime: Handle,
+    task: Option<ParkedTask>,
 }
 
 impl Inline {
-    /// Polls the task and `until` together until `until` is ready; the task goes on in a task
-    /// of its own (if it has not ended already).
-    pub(crate) async fn drive<T>(mut self, until: impl std::future::Future<Output = T>) -> T {
+    pub(crate) fn new(task: ParkedTask) -> Inline {
+        Inline { task: Some(task) }
+    }
+
+    /// Polls the actor's task and `until` together until `until` is ready; the task goes on
+    /// by itself (if it has not ended already). `lane`: the actor's control lane.
+    ///
+    /// The task runs exactly as it would in a task of its own: same hooks, same order, same
+    /// task-local scope, the same blocking detector; only the two task switches of a round
+    /// trip are saved. It is polled with the actor's own waker (its cell, see
+    /// `ControlLane::wake_dormant`), which wakes the driver while it drives. Then (or if the
+    /// driver goes away first) the task is left dormant: it gets a tokio task of its own at
+    /// its first wake-up (a message, a timer), or at once if it was woken meanwhile, and that
+    /// task's first poll re-registers every waker it waits on. A request to a dormant actor
+    /// from its runtime drives it the same way (see `ControlLane::send_driven`).
+    pub(crate) async fn drive<T>(
+        mut self,
+        lane: &ControlLane,
+        until: impl std::future::Future<Output = T>,
+    ) -> T {
+        let mut driving = Driving {
+            lane,
+            task: self.task.take(),
+        };
         let mut until = std::pin::pin!(until);
         std::future::poll_fn(|cx| {
-            if let Some(task) = self.task.as_mut() {
+            if let Some(parked) = driving.task.as_mut() {
+                lane.drive_by(cx.waker());
+                let mut own = std::task::Context::from_waker(&parked.waker);
+                let _nested = Nested::enter();
                 // A panic in modo's own code ends the task, as it would a spawned one; it
-                // must not unwind into the spawner.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(cx))) {
+                // must not unwind into the driver.
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    parked.task.as_mut().poll(&mut own)
+                }));
+                match polled {
                     Ok(Poll::Pending) => {}
-                    Ok(Poll::Ready(())) | Err(_) => self.task = None,
+                    Ok(Poll::Ready(())) | Err(_) => driving.task = None,
                 }
             }
             until.as_mut().poll(cx)
@@ -293,9 +344,53 @@ impl Inline {
 
 impl Drop for Inline {
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            self.runtime.spawn(task);
+        if let Some(parked) = self.task.take() {
+            parked.runtime.spawn(parked.task);
         }
+    }
+}
+
+/// A task being driven: when the drive ends, however it ends, the task is left to itself.
+struct Driving<'a> {
+    lane: &'a ControlLane,
+    task: Option<ParkedTask>,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        self.lane.end_drive(self.task.take());
+    }
+}
+
+/// How deep a driven task may nest in the thread's poll: each level polls the next from
+/// inside its own poll, so a deep chain of drives (a deep tree started or stopped from its
+/// root) gives its tasks tokio tasks of their own instead.
+const MAX_NESTED_DRIVES: u32 = 16;
+
+thread_local! {
+    static NESTED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One more level of driven task on this thread, for as long as it lives.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Nested {
+        NESTED.with(|n| n.set(n.get() + 1));
+        Nested
+    }
+}
+
+/// Whether an actor's task whose home is `runtime` may be driven here (see [`Inline::drive`]):
+/// from a task on that runtime, not too deeply nested.
+pub(crate) fn may_drive(runtime: &Handle) -> bool {
+    NESTED.with(|n| n.get()) < MAX_NESTED_DRIVES
+        && Handle::try_current().is_ok_and(|h| h.id() == runtime.id())
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTED.with(|n| n.set(n.get().saturating_sub(1)));
     }
 }
 
@@ -365,7 +460,8 @@ struct Runner<A: Service> {
     /// anything on its lanes. Only the reply is kept (not a whole `Control`): this field is in
     /// every actor's task for its whole life.
     first_start: Option<Reply>,
-    /// The start being made is the one its spawn asked for (see `first_start`).
+    /// The start being made is the one its spawner asked for (see `first_start`), not its
+    /// parent.
     spawn_start: bool,
     /// Faults to inject (tests).
     #[cfg(feature = "testkit")]
@@ -411,7 +507,6 @@ impl<A: Service> Runner<A> {
         self.set_up().await;
         let answer = loop {
             let ctrl = if let Some(reply) = self.first_start.take() {
-                self.spawn_start = true;
                 Control::Start { reply: Some(reply) }
             } else if self.ctx.phase == Phase::Running {
                 self.serve().await
