@@ -15,7 +15,7 @@
 //! | `handler.rs` | [`Handler<M>`], the boxed envelope a message travels in, panic capture |
 //! | `addr.rs` | [`ServiceRef`] (lifecycle, queries) and [`Addr<A>`] (typed sends, derefs to it) |
 //! | `cell/` | the shared cell behind every handle: state, crash reason, mailbox (`mod.rs`); its settings (`settings.rs`); its label and log prefix (`label.rs`) |
-//! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices |
+//! | `mailbox.rs` | the control and user lanes, [`Lifecycle`], stop requests, child notices; `mailbox/dormant.rs`: the task of an actor that has no tokio task (not launched, driven, or parked) |
 //! | `recipient.rs` | [`Recipient<M, R>`]: a handle to anything that handles `M` |
 //! | `reply.rs` | [`ReplyTo<R>`]: answering an ask later |
 //! | `context/` | [`Context<A>`]: what hooks and handlers may do (`mod.rs`); its children and adoption (`tree.rs`) |
